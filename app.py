@@ -1,0 +1,114 @@
+"""Diffusion vs LLM, live: entry point. Settings (CLI + env) -> registry -> demo -> launch.
+
+    python app.py [--preset bundled|small|large] [--port 7860] [--host 127.0.0.1] [--share] [--auth USER:PASS]
+                  [--image-model ID] [--audio-model ID] [--video-model ID] [--video-adapter ID] [--text-model ID]
+
+Every flag has an environment variable (PRESET, PORT, HOST, SHARE, AUTH, IMAGE_MODEL, ...), which is
+how a Hugging Face Space or the Docker image sets them. This is the only module where the UI
+(demo/, gradio) and the models (pipelines/, torch) meet.
+"""
+
+import argparse
+import os
+from dataclasses import dataclass
+
+try:  # ZeroGPU Spaces: borrow a GPU for each call; elsewhere `spaces.GPU` does nothing.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the app runs without it
+    def gpu(fn):
+        return fn
+
+from pipelines.audio import render_clip
+from pipelines.image import unknown_words
+from pipelines.registry import PRESETS, build_pipelines
+from pipelines.text import LANGUAGES
+from pipelines.video import write_mp4
+
+OVERRIDES = ("image_model", "audio_model", "video_model", "video_adapter", "text_model")
+
+
+@dataclass
+class Settings:
+    preset: str = "bundled"  # which models: bundled (offline), small (Hub, CPU), large (Hub, GPU)
+    port: int = 7860  # Spaces and the Dockerfile expect 7860
+    host: str = "127.0.0.1"  # 0.0.0.0 to serve other machines (Docker, Spaces)
+    share: bool = False  # a temporary public *.gradio.live link
+    auth: str | None = None  # "user:password" to require a login
+    device: str | None = None  # cpu / cuda; default: cuda when available
+    overrides: dict | None = None  # {"image_model": "hub/id", ...}
+
+
+def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Settings:
+    """CLI flags win over environment variables, which win over the defaults."""
+    env = os.environ if env is None else env
+    p = argparse.ArgumentParser(description="Diffusion vs LLM, live")
+    p.add_argument("--preset", choices=PRESETS, default=env.get("PRESET", "bundled"))
+    p.add_argument("--port", type=int, default=int(env.get("PORT", env.get("GRADIO_SERVER_PORT", 7860))))
+    p.add_argument("--host", default=env.get("HOST", env.get("GRADIO_SERVER_NAME", "127.0.0.1")))
+    p.add_argument("--share", action="store_true", default=env.get("SHARE", "").lower() in ("1", "true", "yes"))
+    p.add_argument("--auth", default=env.get("AUTH"), help="USER:PASS")
+    p.add_argument("--device", default=env.get("DEVICE"))
+    for name in OVERRIDES:
+        p.add_argument("--" + name.replace("_", "-"), default=env.get(name.upper()),
+                       help=f"override the preset's model (env {name.upper()})")
+    args = p.parse_args(argv)
+    if args.auth is not None and (":" not in args.auth or not all(args.auth.split(":", 1))):
+        p.error("--auth must look like USER:PASS")
+    overrides = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name)}
+    return Settings(args.preset, args.port, args.host, args.share, args.auth, args.device, overrides)
+
+
+def on_gpu(stream):
+    """Wrap a stream method as a generator function, so `spaces.GPU` can hold the GPU while it runs."""
+
+    @gpu
+    def run(*args, **kwargs):
+        yield from stream(*args, **kwargs)
+
+    return run
+
+
+def make_backend(pipelines: dict) -> dict:
+    """For each tab, the keyword arguments of its `build`: the callables it needs and what to show."""
+    image, audio, video, text = (pipelines[k] for k in ("image", "audio", "video", "text"))
+    return {
+        "image": {"stream": on_gpu(image.stream), "info": image.info,
+                  "unknown_words": lambda prompt: unknown_words(prompt, image.vocabulary)},
+        "audio": {"stream": on_gpu(audio.stream), "info": audio.info, "render": render_clip,
+                  "unknown_words": lambda prompt: unknown_words(prompt, audio.vocabulary)},
+        "video": {"stream": on_gpu(video.stream), "info": video.info, "to_mp4": write_mp4,
+                  "unknown_words": lambda prompt: unknown_words(prompt, video.vocabulary)},
+        "text": {"stream": on_gpu(text.stream), "info": text.info},
+        "understand": {"understand": gpu(text.understand), "info": text.info},
+        "translate": {"translate": on_gpu(text.translate_stream), "info": text.info, "languages": list(LANGUAGES)},
+    }
+
+
+def build_app(settings: Settings):
+    """(demo, pipelines) for the settings; no model is loaded until its first request."""
+    from demo.app_ui import build_demo
+
+    pipelines = build_pipelines(settings.preset, settings.overrides, settings.device)
+    return build_demo(make_backend(pipelines), settings.preset), pipelines
+
+
+def backend_for_tab(tab: str) -> dict:
+    """Keyword arguments for one tab's `build` on the settings from env/CLI (for `python -m demo.<tab>_tab`)."""
+    settings = parse_settings([])
+    return make_backend(build_pipelines(settings.preset, settings.overrides, settings.device))[tab]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from demo.app_ui import launch_kwargs
+
+    settings = parse_settings(argv)
+    demo, _ = build_app(settings)
+    auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
+    demo.queue(default_concurrency_limit=1).launch(
+        server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, **launch_kwargs())
+
+
+if __name__ == "__main__":
+    main()

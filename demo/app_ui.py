@@ -1,0 +1,38 @@
+"""Builds the tabbed Blocks from the callables app.py hands over. Never imports torch."""
+
+import gradio as gr
+
+from demo import (audio_tab, differences_tab, image_tab, text_tab, translate_tab, understand_tab,
+                  video_tab)
+from demo.ui import CSS
+
+HEADER = """# Diffusion vs LLM, live
+Two kinds of generative model, one interface. **Diffusion models** (Image, Audio, Video) start from noise and refine
+the *whole* output a little at every step. **LLMs** (Text, Understand, Translate) write *one token per step*, each
+step a probability distribution over the next token. Every tab streams those steps as they happen."""
+
+
+def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
+    """`backend` holds, per tab, the keyword arguments of that tab module's `build` (see app.py)."""
+    with gr.Blocks(title="Diffusion vs LLM, live") as demo:
+        gr.Markdown(HEADER + f"\n\nPreset: **{preset}**")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Image", id="image"):
+                image_tab.build(**backend["image"])
+            with gr.Tab("Audio", id="audio"):
+                audio_tab.build(**backend["audio"])
+            with gr.Tab("Video", id="video"):
+                video_tab.build(**backend["video"])
+            with gr.Tab("Text", id="text"):
+                text_tab.build(**backend["text"])
+            with gr.Tab("Understand", id="understand"):
+                understand_tab.build(**backend["understand"])
+            with gr.Tab("Translate", id="translate"):
+                translate_tab.build(**backend["translate"])
+            with gr.Tab("Key differences", id="differences"):
+                differences_tab.build(tabs)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    return {"css": CSS, "theme": gr.themes.Soft()}

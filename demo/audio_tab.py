@@ -1,0 +1,86 @@
+"""Audio tab: prompt -> sound clip, watching its spectrogram emerge from noise, step by step."""
+
+import os
+import tempfile
+
+import gradio as gr
+
+from demo.ui import RANDOM_SEED_JS, evenly, guarded, missing_box, model_line, progress_html, vocabulary_note
+from pipelines.base import Step
+
+EXAMPLES = [
+    ["a high tone", ""],
+    ["a rising siren", ""],
+    ["a fast drum beat", ""],
+    ["rain", ""],
+    ["a major chord", ""],
+]
+
+
+def build(stream, info: dict, render=None, unknown_words=lambda prompt: []) -> None:
+    """The Audio tab. `stream` is AudioPipeline.stream; `render(audio, sample_rate)` returns
+    (wav bytes, waveform image, spectrogram image) for a finished clip."""
+    d, limits = info["defaults"], info["limits"]
+    lo, hi = limits.get("duration_s", (1.0, 10.0))
+    gr.Markdown(model_line(info))
+    if info.get("missing"):
+        gr.HTML(missing_box(info))
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a rising siren")
+            negative_prompt = gr.Textbox(label="Negative prompt", placeholder="what to steer away from (needs guidance > 1)")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"))
+                stop = gr.Button("Stop")
+            with gr.Accordion("Settings", open=False):
+                duration = gr.Slider(lo, hi, value=d.get("duration_s", 5.0), step=0.5, label="Duration (seconds)")
+                steps = gr.Slider(1, limits.get("num_inference_steps", (1, 200))[1], value=d.get("num_inference_steps", 25),
+                                  step=1, label="Denoising steps")
+                guidance = gr.Slider(0, 15, value=d.get("guidance_scale", 3.0), step=0.5, label="Guidance scale (CFG)")
+                with gr.Row():
+                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+                    randomize = gr.Checkbox(value=True, label="Randomize seed")
+                previews = gr.Checkbox(value=True, label="Show step previews (the predicted spectrogram at each step)")
+            if info.get("vocabulary"):
+                gr.Markdown(vocabulary_note(info))
+        with gr.Column():
+            audio = gr.Audio(label="Clip", type="filepath", interactive=False, buttons=["download"])
+            progress = gr.HTML(progress_html(None))
+            spectrogram = gr.Image(label="Spectrogram (live: the predicted clean spectrogram)", format="png", interactive=False, height=200)
+            waveform = gr.Image(label="Waveform", format="png", interactive=False, height=140)
+            gallery = gr.Gallery(label="Denoising steps", columns=6, height=120, object_fit="contain")
+            wav_file = gr.File(label="WAV download", interactive=False)
+
+    @guarded
+    def audio_fn(prompt, negative_prompt, duration_s, num_inference_steps, guidance_scale, seed, show_previews=True):
+        """Generate a clip; yields (audio file, progress, spectrogram, waveform, step gallery, wav file)."""
+        unknown = unknown_words(prompt or "")
+        if unknown:
+            gr.Warning(f"The bundled audio model does not know: {', '.join(unknown)}. Those words are ignored.")
+        shown: list[Step] = []
+        for item in stream(prompt, negative_prompt, float(duration_s), int(num_inference_steps), float(guidance_scale),
+                           int(seed), preview=bool(show_previews)):
+            if isinstance(item, Step):
+                if item.preview is not None:
+                    shown.append(item)
+                yield gr.skip(), progress_html(item), item.preview, gr.skip(), gr.skip(), gr.skip()
+            else:
+                wav, wave_img, spec_img = render(item.audio, item.sample_rate)
+                fd, path = tempfile.mkstemp(suffix=".wav", prefix="clip-")
+                with os.fdopen(fd, "wb") as f:
+                    f.write(wav)
+                last = item.steps[-1] if item.steps else None
+                yield (path, progress_html(last, done=True, seconds=item.seconds), spec_img, wave_img,
+                       [(s.preview, f"step {s.index}") for s in evenly(shown, 6)], path)
+
+    inputs = [prompt, negative_prompt, duration, steps, guidance, seed, previews]
+    outputs = [audio, progress, spectrogram, waveform, gallery, wav_file]
+    event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(audio_fn, inputs, outputs, api_name="audio")
+    stop.click(None, cancels=[event])
+    gr.Examples(EXAMPLES, [prompt, negative_prompt])
+
+
+if __name__ == "__main__":  # python -m demo.audio_tab  (bundled model)
+    from demo.standalone import launch_tab
+
+    launch_tab("audio", build)

@@ -1,0 +1,73 @@
+"""Text tab: prompt -> streamed text, one token per step, with the model's top next-token candidates."""
+
+import html
+
+import gradio as gr
+
+from demo.ui import RANDOM_SEED_JS, guarded, model_line, progress_html
+from pipelines.base import Step
+
+EXAMPLES = [
+    ["Explain in two sentences what a diffusion model is.", "You are a helpful assistant."],
+    ["Write a haiku about the sea.", "You are a poet."],
+    ["What is the capital of France?", ""],
+]
+
+
+def candidates_html(step: Step | None) -> str:
+    """The chosen token and the model's top-5 next-token candidates at this step."""
+    if step is None or "candidates" not in step.info:
+        return ""
+    chosen = step.info["token"]
+    rows = "".join(
+        f"<tr><td>{'▶' if c['token'] == chosen else ''}</td><td>{html.escape(repr(c['token']))}</td>"
+        f"<td><progress value='{c['probability']:.3f}' max='1'></progress> {c['probability'] * 100:.1f}%</td></tr>"
+        for c in step.info["candidates"])
+    return (f"<table class='candidates'><tr><th></th><th>token {step.index}: candidates</th><th>probability</th></tr>"
+            f"{rows}</table><div>chosen: {html.escape(repr(chosen))} (p = {step.info['probability']:.3f})</div>")
+
+
+def build(stream, info: dict) -> None:
+    """The Text tab. `stream` is TextPipeline.stream."""
+    d = info["defaults"]
+    gr.Markdown(model_line(info))
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Prompt", lines=4, placeholder="Ask anything...")
+            system_prompt = gr.Textbox(label="System prompt", value="You are a helpful assistant.", lines=2)
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop")
+            with gr.Accordion("Settings", open=False):
+                max_new_tokens = gr.Slider(1, 1024, value=d.get("max_new_tokens", 128), step=1, label="Max new tokens")
+                temperature = gr.Slider(0, 2, value=d.get("temperature", 0.7), step=0.05, label="Temperature (0 = greedy)")
+                top_p = gr.Slider(0.05, 1, value=d.get("top_p", 0.9), step=0.05, label="Top-p")
+                with gr.Row():
+                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+                    randomize = gr.Checkbox(value=True, label="Randomize seed")
+        with gr.Column():
+            output = gr.Textbox(label="Output (one token per step)", lines=10, interactive=False)
+            progress = gr.HTML(progress_html(None, label="token"))
+            candidates = gr.HTML(label="Next-token candidates")
+
+    @guarded
+    def text_fn(prompt, system_prompt, max_new_tokens, temperature, top_p, seed):
+        """Generate text; yields (text so far, progress, candidates of the latest token)."""
+        for item in stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed)):
+            if isinstance(item, Step):
+                yield item.preview, progress_html(item, label="token"), candidates_html(item)
+            else:
+                last = item.steps[-1] if item.steps else None
+                yield item.text, progress_html(last, label="token", done=True, seconds=item.seconds), candidates_html(last)
+
+    inputs = [prompt, system_prompt, max_new_tokens, temperature, top_p, seed]
+    event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
+        text_fn, inputs, [output, progress, candidates], api_name="text")
+    stop.click(None, cancels=[event])
+    gr.Examples(EXAMPLES, [prompt, system_prompt])
+
+
+if __name__ == "__main__":  # python -m demo.text_tab  (bundled model)
+    from demo.standalone import launch_tab
+
+    launch_tab("text", build)

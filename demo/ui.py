@@ -1,0 +1,79 @@
+"""Small pieces every tab uses: the progress bar, error reporting, the model card line."""
+
+import functools
+import html
+import inspect
+from collections.abc import Callable, Iterator
+
+import gradio as gr
+
+from pipelines.base import Step
+
+CSS = """
+.pixelated img, .pixelated video { image-rendering: pixelated; }
+.step-progress { font-family: ui-monospace, monospace; font-size: 0.9em; }
+.step-progress progress { width: 100%; height: 14px; }
+.missing-model { border-left: 4px solid #d97706; padding: 8px 12px; background: rgba(217,119,6,0.08); }
+.candidates td, .candidates th { padding: 2px 8px; font-family: ui-monospace, monospace; }
+"""
+
+
+def progress_html(step: Step | None, label: str = "step", done: bool = False, seconds: float | None = None) -> str:
+    """An HTML progress bar: step k of n, elapsed time and time per step."""
+    if step is None:
+        return "<div class='step-progress'>ready</div>"
+    per = step.elapsed / max(step.index, 1)
+    text = (f"done: {step.index} {label}s in {seconds if seconds is not None else step.elapsed:.2f} s ({per * 1000:.0f} ms per {label})"
+            if done else f"{label} {step.index} / {step.total} · {step.elapsed:.2f} s · {per * 1000:.0f} ms per {label}")
+    value = step.total if done else step.index
+    return f"<div class='step-progress'><progress value='{value}' max='{step.total}'></progress><br>{html.escape(text)}</div>"
+
+
+def model_line(info: dict) -> str:
+    return f"Model: `{info['model_id']}` · licence: {info['licence']}"
+
+
+def missing_box(info: dict) -> str:
+    return f"<div class='missing-model'>⚠️ {html.escape(info['missing'])}</div>" if info.get("missing") else ""
+
+
+def vocabulary_note(info: dict) -> str:
+    words = info.get("vocabulary")
+    if not words:
+        return ""
+    return ("This bundled model was trained here on procedural data and knows only these words: "
+            + ", ".join(f"`{w}`" for w in words) + ". Other words are ignored.")
+
+
+def guarded(fn: Callable) -> Callable:
+    """Turn bad input (ValueError) and a missing model (RuntimeError) into a gr.Error naming the problem.
+
+    Gradio shows the message to this user only; the server and other users carry on. Works for
+    plain and generator functions, and keeps the signature (Gradio names API parameters from it).
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        def wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except (ValueError, RuntimeError) as exc:
+                raise gr.Error(str(exc)) from exc
+    else:
+
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (ValueError, RuntimeError) as exc:
+                raise gr.Error(str(exc)) from exc
+
+    return functools.wraps(fn)(wrapper)
+
+
+def evenly(steps: list, k: int) -> list:
+    """k items spread evenly over `steps`, always including the last."""
+    if len(steps) <= k:
+        return list(steps)
+    return [steps[round(i * (len(steps) - 1) / (k - 1))] for i in range(k)]
+
+
+RANDOM_SEED_JS = "(seed, randomize) => randomize ? Math.floor(Math.random() * 4294967295) : seed"

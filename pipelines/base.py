@@ -1,0 +1,160 @@
+"""The one interface: every model turns a request into a stream of steps, then a final result.
+
+A diffusion step is one denoising iteration (its preview is the predicted clean output); an LLM
+step is one token (its preview is the text so far, plus the top next-token candidates). The UI,
+the API and the Key-differences tab all consume the same stream:
+
+    for item in pipeline.stream(prompt="a red circle"):
+        if isinstance(item, Step):
+            print(item.index, item.total, item.elapsed)   # progress, previews, timing
+        else:
+            result = item                                  # the final output, always last
+
+Stopping the iteration early (``break``, ``close()``, a dropped client) cancels the work at the
+next step: the model runs in a worker thread that asks ``emit(step)`` before going on.
+"""
+
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Step:
+    """One step of a generation: a denoising iteration or one token."""
+
+    index: int  # 1-based: this is step `index` of `total`
+    total: int  # planned number of steps (an LLM may stop earlier, at end-of-text)
+    elapsed: float  # seconds since the request started
+    preview: Any = None  # PIL image / (sample_rate, ndarray) / list of frames / text so far; None if previews are off
+    info: dict = field(default_factory=dict)  # family-specific: timestep, token, probability, candidates...
+
+
+@dataclass
+class ImageOutput:
+    image: Any  # PIL.Image
+    seed: int
+    seconds: float
+    steps: list[Step]
+
+
+@dataclass
+class AudioOutput:
+    sample_rate: int
+    audio: Any  # 1-D float32 ndarray in [-1, 1]
+    seed: int
+    seconds: float
+    steps: list[Step]
+
+
+@dataclass
+class VideoOutput:
+    frames: list  # PIL images
+    fps: int
+    seed: int
+    seconds: float
+    steps: list[Step]
+
+
+@dataclass
+class TextOutput:
+    text: str
+    seconds: float
+    steps: list[Step]
+    finish_reason: str = "length"  # "stop" (end-of-text), "length" (max_new_tokens) or "cancelled"
+
+
+class Cancelled(Exception):
+    """Raised inside a model's loop (e.g. from a legacy diffusers `callback`) when the consumer stopped."""
+
+
+Emit = Callable[[Step], bool]  # hand a step to the consumer; False means "stop now"
+
+
+def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock) -> Iterator[Any]:
+    """Run ``work(emit)`` in a worker thread and yield each step it emits, then its return value.
+
+    ``lock`` serialises requests to one model: diffusers schedulers and our own recorders keep
+    per-call state on the pipeline object. Exceptions from ``work`` re-raise in the consumer.
+    When the consumer stops early, ``emit`` starts returning False and we wait for the worker to
+    wind down, so the next request never overlaps a cancelled one.
+    """
+    items: queue.Queue = queue.Queue()
+    cancelled = threading.Event()
+    done = object()
+
+    def emit(step: Step) -> bool:
+        if not cancelled.is_set():
+            items.put(step)
+        return not cancelled.is_set()
+
+    def worker() -> None:
+        try:
+            with lock:
+                if cancelled.is_set():  # the consumer left while we queued for the model
+                    return
+                items.put(work(emit))
+        except BaseException as exc:  # noqa: BLE001  (handed to the consumer, who re-raises it)
+            items.put(exc)
+        finally:
+            items.put(done)
+
+    thread = threading.Thread(target=worker, daemon=True, name="model-worker")
+    thread.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, Cancelled):
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        cancelled.set()
+        thread.join()
+
+
+def final(stream: Iterator[Any]) -> Any:
+    """Consume a stream and return its final output (the last item)."""
+    item = None
+    for item in stream:
+        pass
+    return item
+
+
+class Timer:
+    """Seconds since construction; steps carry it as `elapsed`."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def check_text(name: str, value: Any, max_chars: int) -> str:
+    """A non-empty string of at most `max_chars` characters, stripped; else a ValueError naming it."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"`{name}` must be a non-empty text; got {value!r}.")
+    if len(value) > max_chars:
+        raise ValueError(f"`{name}` is {len(value)} characters long; the limit is {max_chars}.")
+    return value.strip()
+
+
+def check_range(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
+    """`low <= value <= high` (and a whole number if `integer`); else a ValueError naming it."""
+    kind = "a whole number" if integer else "a number"
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer and float(value) != int(value):
+        ok = False
+    if not ok or not low <= value <= high:
+        raise ValueError(f"`{name}` must be {kind} between {low} and {high}; got {value!r}.")
+
+
+def check_seed(seed: Any) -> int:
+    """Seeds are whole numbers in [0, 2**32 - 1] (what torch.Generator and numpy both accept)."""
+    check_range("seed", seed, 0, 2**32 - 1, integer=True)
+    return int(seed)

@@ -1,0 +1,139 @@
+"""What image, audio and video share: a lazily loaded diffusers pipeline, run as a stream of steps.
+
+Each denoising iteration becomes a `Step`, whose preview is decoded from the scheduler's
+*predicted clean sample* (x0) at that step, not from the noisy latents: that is what shows a whole
+picture being refined from coarse to fine. Cancelling uses diffusers' own mechanisms:
+`callback_on_step_end` + `pipe._interrupt` where the pipeline supports it, else the legacy
+`callback`, from which we raise `Cancelled`.
+"""
+
+import contextlib
+import inspect
+import threading
+from collections.abc import Callable
+
+import torch
+
+from .base import Cancelled, Emit, Step, Timer
+from .registry import ModelSpec, resolve_path
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class DiffusionModel:
+    """Base for the diffusion families: spec + lazy, cached, locked diffusers pipeline."""
+
+    task = "diffusion"
+
+    def __init__(self, spec: ModelSpec, missing: str | None = None, device: str | None = None):
+        self.spec = spec
+        self.missing = missing  # why the model cannot load (bundled folder absent), or None
+        self.device = device or default_device()
+        self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        self.lock = threading.Lock()  # one request at a time per model (scheduler state is per pipeline)
+        self._load_lock = threading.Lock()
+        self._pipe = None
+
+    @property
+    def pipe(self):
+        """The diffusers pipeline, loaded on first use (thread-safe, once)."""
+        if self._pipe is None:
+            if self.missing:
+                raise RuntimeError(self.missing)
+            with self._load_lock:
+                if self._pipe is None:
+                    pipe = self.load(resolve_path(self.spec.model_id))
+                    pipe.set_progress_bar_config(disable=True)
+                    self._pipe = pipe.to(self.device)
+        return self._pipe
+
+    def load(self, path: str):  # overridden where a family needs more than DiffusionPipeline
+        from diffusers import DiffusionPipeline
+
+        return DiffusionPipeline.from_pretrained(path, dtype=self.dtype)
+
+    def limit(self, name: str, default: tuple) -> tuple:
+        return self.spec.limits.get(name, default)
+
+    @property
+    def info(self) -> dict:
+        """What the UI shows about this model: id, licence, defaults, limits, readiness."""
+        return {"task": self.task, "model_id": self.spec.model_id, "licence": self.spec.licence,
+                "defaults": dict(self.spec.defaults), "limits": dict(self.spec.limits), "missing": self.missing}
+
+
+def predicted_x0(scheduler, output, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    """The clean sample the model predicts at this step, for any common diffusers scheduler."""
+    x0 = getattr(output, "pred_original_sample", None)  # DDPM, DDIM, Euler, LCM, ...
+    if x0 is not None:
+        return x0
+    if type(scheduler).__name__.startswith("FlowMatch"):  # x_t = (1 - s) x0 + s noise; model predicts noise - x0
+        sigma = scheduler.sigmas[scheduler.step_index - 1].to(sample.device, sample.dtype)
+        return sample - sigma * model_output
+    if getattr(scheduler, "model_outputs", None) and scheduler.model_outputs[-1] is not None:
+        return scheduler.model_outputs[-1]  # DPM-Solver(++): keeps its x0 predictions
+    return output[0] if isinstance(output, tuple) else output.prev_sample  # last resort: the next latents
+
+
+@contextlib.contextmanager
+def recording_x0(scheduler):
+    """Patch `scheduler.step` for one call so that `record["x0"]` holds the latest x0 prediction."""
+    record = {"x0": None}
+    step = scheduler.step
+
+    def recording_step(model_output, timestep, sample, *args, **kwargs):
+        output = step(model_output, timestep, sample, *args, **kwargs)
+        record["x0"] = predicted_x0(scheduler, output, model_output, sample)
+        return output
+
+    scheduler.step = recording_step
+    try:
+        yield record
+    finally:
+        del scheduler.step  # back to the class's method
+
+
+def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | None, timer: Timer):
+    """Call `pipe(**call_kwargs)`, emitting one Step per denoising iteration. Returns (output, steps).
+
+    `decode(x0_latents)` makes the preview, or None for previews off. The step's info holds the
+    timestep and the step's own duration.
+    """
+    steps: list[Step] = []
+    last = [timer()]
+    params = inspect.signature(pipe.__call__).parameters
+
+    with recording_x0(pipe.scheduler) as record:
+
+        def on_step(index: int, timestep) -> bool:
+            now = timer()
+            preview = decode(record["x0"]) if decode is not None and record["x0"] is not None else None
+            info = {"timestep": round(float(timestep), 3), "seconds": round(now - last[0], 4)}
+            last[0] = now
+            step = Step(index=index + 1, total=total, elapsed=now, preview=preview, info=info)
+            steps.append(step)
+            return emit(step)
+
+        if "callback_on_step_end" in params:  # modern diffusers pipelines
+
+            def callback_on_step_end(p, i, t, callback_kwargs):
+                if not on_step(i, t):
+                    p._interrupt = True
+                return callback_kwargs
+
+            output = pipe(**call_kwargs, callback_on_step_end=callback_on_step_end)
+        else:  # AudioLDM(2) and other pipelines with the legacy callback
+
+            def callback(i, t, latents):
+                if not on_step(i, t):
+                    raise Cancelled()
+
+            output = pipe(**call_kwargs, callback=callback, callback_steps=1)
+    return output, steps
+
+
+def generator_for(seed: int) -> torch.Generator:
+    """A CPU generator: the same seed gives the same noise on every device."""
+    return torch.Generator(device="cpu").manual_seed(seed)

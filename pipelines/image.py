@@ -1,0 +1,90 @@
+"""Text-to-image: any diffusers text-to-image pipeline (the bundled tiny StableDiffusionPipeline,
+SD-Turbo, SDXL-Turbo...) as a stream of denoising steps, each previewed as the predicted clean image."""
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from .base import ImageOutput, Step, Timer, check_range, check_seed, check_text, stream_steps
+from .diffusion import DiffusionModel, denoise, generator_for
+from .registry import resolve_path
+
+MAX_PROMPT_CHARS = 500
+
+
+def known_words(model_id: str) -> list[str] | None:
+    """The closed vocabulary of a bundled model (from its training_info.json), or None for Hub models."""
+    info = Path(resolve_path(model_id)) / "training_info.json"
+    return json.loads(info.read_text())["vocabulary"] if info.exists() else None
+
+
+def unknown_words(prompt: str, vocabulary: list[str] | None) -> list[str]:
+    """Words of `prompt` that a closed-vocabulary model has never seen (empty for open models)."""
+    if not vocabulary:
+        return []
+    known = set(vocabulary)
+    return [w for w in dict.fromkeys(re.findall(r"[a-z]+", prompt.lower())) if w not in known]
+
+
+class ImagePipeline(DiffusionModel):
+    task = "image"
+
+    @property
+    def vocabulary(self) -> list[str] | None:
+        return known_words(self.spec.model_id)
+
+    @property
+    def info(self) -> dict:
+        return {**super().info, "vocabulary": self.vocabulary}
+
+    def check_inputs(self, prompt, negative_prompt, num_inference_steps, guidance_scale, seed, width, height) -> None:
+        check_text("prompt", prompt, MAX_PROMPT_CHARS)
+        if negative_prompt is not None and len(negative_prompt) > MAX_PROMPT_CHARS:
+            raise ValueError(f"`negative_prompt` is {len(negative_prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps", (1, 100)), integer=True)
+        check_range("guidance_scale", guidance_scale, 0.0, 20.0)
+        check_seed(seed)
+        for name, value in (("width", width), ("height", height)):
+            low, high, multiple = self.limit(name, (256, 1024, 64))
+            check_range(name, value, low, high, integer=True)
+            if int(value) % multiple:
+                raise ValueError(f"`{name}` must be a multiple of {multiple}; got {value}.")
+
+    def stream(self, prompt: str, negative_prompt: str = "", num_inference_steps: int | None = None,
+               guidance_scale: float | None = None, seed: int = 0, width: int | None = None,
+               height: int | None = None, preview: bool = True) -> Iterator[Step | ImageOutput]:
+        """Yield one Step per denoising iteration (preview: the predicted clean image), then an ImageOutput."""
+        d = self.spec.defaults
+        num_inference_steps = d.get("num_inference_steps", 25) if num_inference_steps is None else num_inference_steps
+        guidance_scale = d.get("guidance_scale", 5.0) if guidance_scale is None else guidance_scale
+        width, height = width or d.get("width", 512), height or d.get("height", 512)
+        self.check_inputs(prompt, negative_prompt, num_inference_steps, guidance_scale, seed, width, height)
+
+        def work(emit):
+            timer = Timer()
+            pipe = self.pipe
+            kwargs = dict(
+                prompt=prompt.strip(), num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
+                width=int(width), height=int(height), generator=generator_for(int(seed)),
+            )
+            if negative_prompt and negative_prompt.strip() and guidance_scale > 1:
+                kwargs["negative_prompt"] = negative_prompt.strip()  # ignored (with a warning) without CFG
+            decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
+            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
+            return ImageOutput(image=output.images[0], seed=int(seed), seconds=timer(), steps=steps)
+
+        return stream_steps(work, self.lock)
+
+    @staticmethod
+    @torch.no_grad()
+    def decode_preview(pipe, x0: torch.Tensor):
+        """Decode a predicted-clean latent to a PIL image (4-D image latents only; else no preview)."""
+        if x0.ndim != 4:
+            return None  # packed latents (FLUX-style): not decodable without the pipeline's unpacking
+        vae = pipe.vae
+        latents = x0 / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
+        image = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
+        return pipe.image_processor.postprocess(image.float(), output_type="pil")[0]

@@ -1,0 +1,116 @@
+"""Text-to-video: AnimateDiff (a MotionAdapter on a text-to-image model: the bundled tiny one or an
+SD-1.5 checkpoint with AnimateDiff-Lightning) or any diffusers text-to-video pipeline (Wan, LTX),
+as a stream of denoising steps; each preview is a strip of predicted clean frames."""
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import Step, Timer, VideoOutput, check_range, check_seed, check_text, stream_steps
+from .diffusion import DiffusionModel, denoise, generator_for
+from .image import MAX_PROMPT_CHARS, known_words
+from .registry import resolve_path
+
+FPS = 8
+
+
+class VideoPipeline(DiffusionModel):
+    task = "video"
+
+    def load(self, path: str):
+        from diffusers import AnimateDiffPipeline, DiffusionPipeline, MotionAdapter
+
+        if not self.spec.motion_adapter:  # a native text-to-video pipeline (Wan, LTX, CogVideoX...)
+            return DiffusionPipeline.from_pretrained(path, dtype=self.dtype)
+        adapter_id = resolve_path(self.spec.motion_adapter)
+        if adapter_id.endswith(".safetensors"):  # e.g. AnimateDiff-Lightning ships single files
+            adapter = MotionAdapter.from_single_file(adapter_id, dtype=self.dtype)
+        else:
+            adapter = MotionAdapter.from_pretrained(adapter_id, dtype=self.dtype)
+        pipe = AnimateDiffPipeline.from_pretrained(path, motion_adapter=adapter, dtype=self.dtype)
+        if "lightning" in adapter_id.lower():  # the few-step adapter expects these sampler settings
+            from diffusers import EulerDiscreteScheduler
+
+            pipe.scheduler = EulerDiscreteScheduler.from_config(
+                pipe.scheduler.config, timestep_spacing="trailing", beta_schedule="linear")
+        return pipe
+
+    @property
+    def vocabulary(self) -> list[str] | None:
+        words = known_words(self.spec.model_id)
+        adapter_words = known_words(self.spec.motion_adapter) if self.spec.motion_adapter else None
+        return sorted(set(words or []) | set(adapter_words or [])) or None
+
+    @property
+    def info(self) -> dict:
+        return {**super().info, "vocabulary": self.vocabulary}
+
+    def check_inputs(self, prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, seed) -> None:
+        check_text("prompt", prompt, MAX_PROMPT_CHARS)
+        if negative_prompt is not None and len(negative_prompt) > MAX_PROMPT_CHARS:
+            raise ValueError(f"`negative_prompt` is {len(negative_prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        check_range("num_frames", num_frames, *self.limit("num_frames", (4, 32)), integer=True)
+        check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps", (1, 100)), integer=True)
+        check_range("guidance_scale", guidance_scale, 0.0, 20.0)
+        check_seed(seed)
+
+    def stream(self, prompt: str, negative_prompt: str = "", num_frames: int | None = None,
+               num_inference_steps: int | None = None, guidance_scale: float | None = None, seed: int = 0,
+               preview: bool = True) -> Iterator[Step | VideoOutput]:
+        """Yield one Step per denoising iteration (preview: first/middle/last predicted frames), then a VideoOutput."""
+        d = self.spec.defaults
+        num_frames = d.get("num_frames", 16) if num_frames is None else num_frames
+        num_inference_steps = d.get("num_inference_steps", 25) if num_inference_steps is None else num_inference_steps
+        guidance_scale = d.get("guidance_scale", 5.0) if guidance_scale is None else guidance_scale
+        self.check_inputs(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, seed)
+
+        def work(emit):
+            timer = Timer()
+            pipe = self.pipe
+            kwargs = dict(prompt=prompt.strip(), num_frames=int(num_frames), num_inference_steps=int(num_inference_steps),
+                          guidance_scale=float(guidance_scale), generator=generator_for(int(seed)), output_type="pil",
+                          width=d.get("width", 512), height=d.get("height", 512))
+            if negative_prompt and negative_prompt.strip() and guidance_scale > 1:
+                kwargs["negative_prompt"] = negative_prompt.strip()
+            decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
+            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
+            return VideoOutput(frames=list(output.frames[0]), fps=FPS, seed=int(seed), seconds=timer(), steps=steps)
+
+        return stream_steps(work, self.lock)
+
+    @staticmethod
+    @torch.no_grad()
+    def decode_preview(pipe, x0: torch.Tensor):
+        """First, middle and last predicted-clean frames side by side (AnimateDiff's per-frame image VAE only)."""
+        if x0.ndim != 5 or type(pipe).__name__ != "AnimateDiffPipeline":
+            return None  # video VAEs (Wan, LTX) decode whole clips: too costly to run at every step
+        frames = x0[0].permute(1, 0, 2, 3)  # (C, F, H, W) -> (F, C, H, W)
+        picks = frames[[0, frames.shape[0] // 2, -1]] / pipe.vae.config.scaling_factor
+        images = pipe.vae.decode(picks.to(pipe.vae.dtype)).sample.float()
+        strip = torch.cat(list(images), dim=-1)[None]  # side by side
+        return pipe.video_processor.postprocess(strip, output_type="pil")[0] if hasattr(pipe, "video_processor") \
+            else Image.fromarray(((strip[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).byte().numpy())
+
+
+def write_mp4(frames: list, fps: int, path: str | None = None, min_side: int = 256) -> str:
+    """Encode frames as a browser-playable H.264 MP4 (yuv420p), upscaled crisply to at least `min_side` px."""
+    import imageio_ffmpeg
+
+    first = frames[0]
+    scale = max(1, -(-min_side // min(first.size)))  # integer nearest-neighbour upscale keeps pixels sharp
+    width, height = first.width * scale, first.height * scale
+    width, height = width + width % 2, height + height % 2  # yuv420p needs even sides
+    if path is None:
+        fd, path = tempfile.mkstemp(suffix=".mp4", prefix="video-")
+        os.close(fd)
+    writer = imageio_ffmpeg.write_frames(path, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                                         macro_block_size=1, output_params=["-movflags", "+faststart", "-crf", "18"])
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(np.asarray(frame.convert("RGB").resize((width, height), Image.NEAREST))))
+    writer.close()
+    return path

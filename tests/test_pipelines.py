@@ -1,0 +1,175 @@
+"""The Hub code paths (StableDiffusion, AudioLDM, AnimateDiff, a Llama-class LLM) on tiny models built from configs."""
+
+import numpy as np
+import pytest
+
+from pipelines.audio import AudioPipeline, render_clip
+from pipelines.base import AudioOutput, ImageOutput, Step, TextOutput, VideoOutput, final
+from pipelines.image import ImagePipeline
+from pipelines.registry import ModelSpec
+from pipelines.text import TextPipeline
+from pipelines.video import VideoPipeline, write_mp4
+
+SMALL = {"width": (32, 64, 16), "height": (32, 64, 16), "num_inference_steps": (1, 50)}
+
+
+@pytest.fixture(scope="module")
+def image(tiny_sd):
+    return ImagePipeline(ModelSpec(tiny_sd, "test", {"width": 32, "height": 32}, SMALL), device="cpu")
+
+
+def pixels(out: ImageOutput) -> np.ndarray:
+    return np.asarray(out.image, dtype=np.float32)
+
+
+def test_image_streams_one_step_per_iteration_with_x0_previews(image):
+    items = list(image.stream("a red circle", num_inference_steps=3, guidance_scale=2.0, seed=1))
+    steps, out = items[:-1], items[-1]
+    assert [s.index for s in steps] == [1, 2, 3] and all(s.total == 3 for s in steps)
+    assert isinstance(out, ImageOutput) and out.image.size == (32, 32)
+    assert all(s.preview.size == (32, 32) for s in steps)
+    timesteps = [s.info["timestep"] for s in steps]
+    assert timesteps == sorted(timesteps, reverse=True)  # from noise towards clean
+    assert [s.elapsed for s in steps] == sorted(s.elapsed for s in steps)
+
+
+def test_image_is_deterministic_per_seed_and_follows_the_prompt(image):
+    a = pixels(final(image.stream("a red circle", num_inference_steps=2, seed=5, preview=False)))
+    b = pixels(final(image.stream("a red circle", num_inference_steps=2, seed=5, preview=False)))
+    c = pixels(final(image.stream("a red circle", num_inference_steps=2, seed=6, preview=False)))
+    d = pixels(final(image.stream("a blue square", num_inference_steps=2, seed=5, preview=False)))
+    e = pixels(final(image.stream("a red circle", "blue", num_inference_steps=2, guidance_scale=3.0, seed=5, preview=False)))
+    f = pixels(final(image.stream("a red circle", num_inference_steps=2, guidance_scale=3.0, seed=5, preview=False)))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert not np.array_equal(a, d)
+    assert not np.array_equal(e, f)  # the negative prompt takes part with guidance
+
+
+def test_image_previews_off_means_no_preview(image):
+    out = final(image.stream("a red circle", num_inference_steps=2, seed=1, preview=False))
+    assert [s.preview for s in out.steps] == [None, None]
+
+
+def test_image_cancel_stops_the_denoising_loop(image):
+    calls = []
+    unet = image.pipe.unet
+    handle = unet.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        stream = image.stream("a red circle", num_inference_steps=30, guidance_scale=1.0, seed=1, preview=False)
+        for step in stream:
+            if step.index == 2:
+                break
+        stream.close()
+    finally:
+        handle.remove()
+    assert len(calls) <= 3, f"{len(calls)} UNet calls after cancelling at step 2 of 30"
+    # ...and the model serves the next request normally
+    assert len(final(image.stream("a red circle", num_inference_steps=2, seed=1)).steps) == 2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"prompt": ""}, "`prompt`"),
+    ({"prompt": "x" * 501}, "`prompt`"),
+    ({"num_inference_steps": 0}, "`num_inference_steps`"),
+    ({"guidance_scale": -1}, "`guidance_scale`"),
+    ({"width": 48 + 8}, "`width` must be a multiple of 16"),
+    ({"height": 1024}, "`height`"),
+    ({"seed": -3}, "`seed`"),
+])
+def test_image_bad_input_names_the_field(image, kwargs, match):
+    args = {"prompt": "a red circle", "num_inference_steps": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        final(image.stream(**args))
+
+
+def test_missing_model_says_so_and_loads_nothing():
+    pipe = ImagePipeline(ModelSpec("models/absent", "test"), missing="The bundled image model is missing.", device="cpu")
+    with pytest.raises(RuntimeError, match="missing"):
+        final(pipe.stream("a red circle", num_inference_steps=2, width=512, height=512))
+
+
+def test_audioldm_streams_spectrogram_previews_and_a_clip(tiny_audioldm):
+    audio = AudioPipeline(ModelSpec(tiny_audioldm, "test", limits={"duration_s": (0.01, 1.0)}), device="cpu")
+    items = list(audio.stream("a high tone", duration_s=0.02, num_inference_steps=2, guidance_scale=2.0, seed=0))
+    steps, out = items[:-1], items[-1]
+    assert len(steps) == 2 and all(s.preview is not None for s in steps)
+    assert isinstance(out, AudioOutput) and out.sample_rate == 16000
+    assert out.audio.ndim == 1 and abs(len(out.audio) - 0.02 * 16000) <= 16
+    wav, wave_img, spec_img = render_clip(out.audio, out.sample_rate)
+    assert wav[:4] == b"RIFF" and wave_img.size[0] > 0 and spec_img.size[0] > 0
+    with pytest.raises(ValueError, match="`duration_s`"):
+        final(audio.stream("a high tone", duration_s=5.0))
+
+
+def test_animatediff_makes_frames_and_a_playable_mp4(tiny_animatediff, tmp_path):
+    base, adapter = tiny_animatediff
+    video = VideoPipeline(ModelSpec(base, "test", {"width": 32, "height": 32}, {"num_frames": (2, 8)}, motion_adapter=adapter),
+                          device="cpu")
+    items = list(video.stream("a red circle moving right", num_frames=4, num_inference_steps=2, guidance_scale=2.0, seed=0))
+    steps, out = items[:-1], items[-1]
+    assert len(steps) == 2 and steps[0].preview.size == (96, 32)  # first / middle / last frames side by side
+    assert isinstance(out, VideoOutput) and len(out.frames) == 4 and out.frames[0].size == (32, 32)
+    path = write_mp4(out.frames, out.fps, str(tmp_path / "clip.mp4"))
+    head = open(path, "rb").read()
+    assert b"ftyp" in head[:32] and b"avc1" in head  # MP4 container with H.264 video
+    with pytest.raises(ValueError, match="`num_frames`"):
+        final(video.stream("a red circle", num_frames=20))
+
+
+@pytest.fixture(scope="module")
+def llm(tiny_llm):
+    return TextPipeline(ModelSpec(tiny_llm, "test", {"max_new_tokens": 8}), device="cpu")
+
+
+def test_llm_streams_one_token_per_step_with_top5(llm):
+    items = list(llm.stream("hello world", max_new_tokens=6, temperature=0.8, top_p=1.0, seed=3))
+    steps, out = [i for i in items if isinstance(i, Step)], items[-1]
+    assert isinstance(out, TextOutput) and 1 <= len(steps) <= 6
+    for s in steps:
+        probs = [c["probability"] for c in s.info["candidates"]]
+        assert len(probs) == 5 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.0001
+        assert 0 < s.info["probability"] <= 1
+    assert steps[-1].preview.strip() == out.text
+    assert out.finish_reason in ("stop", "length")
+
+
+def test_llm_seed_makes_sampling_repeatable(llm):
+    run = lambda seed: final(llm.stream("the quick", max_new_tokens=8, temperature=1.5, top_p=1.0, seed=seed)).text  # noqa: E731
+    assert run(1) == run(1)
+    assert len({run(s) for s in range(5)}) > 1
+
+
+def test_llm_greedy_picks_the_top_candidate(llm):
+    out = final(llm.stream("a diffusion model", max_new_tokens=5, temperature=0.0, seed=0))
+    for s in out.steps:
+        assert s.info["candidates"][0]["probability"] == s.info["probability"]
+
+
+def test_llm_cancel_stops_generation(llm):
+    stream = llm.stream("hello", max_new_tokens=200, temperature=1.0, seed=0)
+    seen = 0
+    for item in stream:
+        seen += 1
+        if seen == 3:
+            break
+    stream.close()
+    assert final(llm.stream("hello", max_new_tokens=3, temperature=0.0)).steps  # still serving
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"prompt": " "}, "`prompt`"), ({"temperature": 3}, "`temperature`"), ({"top_p": 0}, "`top_p`"),
+    ({"max_new_tokens": 0}, "`max_new_tokens`"), ({"prompt": "x" * 5000}, "`prompt`"),
+])
+def test_llm_bad_input_names_the_field(llm, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        final(llm.stream(**{"prompt": "hi", **kwargs}))
+
+
+def test_understand_and_translate_refuse_unknown_names(llm):
+    with pytest.raises(ValueError, match="valid tasks: sentiment, entities, keywords, summary"):
+        llm.understand("some text", "poetry")
+    with pytest.raises(ValueError, match="valid languages"):
+        final(llm.translate_stream("hello", "English", "Klingon"))
+    with pytest.raises(ValueError, match="`text`"):
+        llm.understand("   ", "sentiment")
