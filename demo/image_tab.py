@@ -22,10 +22,11 @@ def build(stream, info: dict, unknown_words=lambda prompt: []) -> None:
         gr.HTML(missing_box(info))
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a small red circle on the left on a blue background")
+            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a small red circle on the left on a blue background",
+                                elem_id="image-prompt")
             negative_prompt = gr.Textbox(label="Negative prompt", placeholder="what to steer away from (needs guidance > 1)")
             with gr.Row():
-                run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"))
+                run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"), elem_id="image-run")
                 stop = gr.Button("Stop")
             with gr.Accordion("Settings", open=False):
                 steps = gr.Slider(1, limits.get("num_inference_steps", (1, 100))[1], value=d.get("num_inference_steps", 25),
@@ -41,8 +42,9 @@ def build(stream, info: dict, unknown_words=lambda prompt: []) -> None:
             if info.get("vocabulary"):
                 gr.Markdown(vocabulary_note(info))
         with gr.Column():
-            image = gr.Image(label="Image", format="png", height=320, elem_classes="pixelated", interactive=False)
-            progress = gr.HTML(progress_html(None))
+            image = gr.Image(label="Image", format="png", height=320, elem_classes="pixelated", interactive=False,
+                             elem_id="image-output")
+            progress = gr.HTML(progress_html(None), elem_id="image-progress")
             gallery = gr.Gallery(label="Denoising steps: the predicted clean image at each step", columns=8, height=140,
                                  elem_classes="pixelated", object_fit="contain")
 

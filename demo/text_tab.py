@@ -33,10 +33,10 @@ def build(stream, info: dict) -> None:
     gr.Markdown(model_line(info))
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=4, placeholder="Ask anything...")
+            prompt = gr.Textbox(label="Prompt", lines=4, placeholder="Ask anything...", elem_id="text-prompt")
             system_prompt = gr.Textbox(label="System prompt", value="You are a helpful assistant.", lines=2)
             with gr.Row():
-                run = gr.Button("Generate", variant="primary")
+                run = gr.Button("Generate", variant="primary", elem_id="text-run")
                 stop = gr.Button("Stop")
             with gr.Accordion("Settings", open=False):
                 max_new_tokens = gr.Slider(1, 1024, value=d.get("max_new_tokens", 128), step=1, label="Max new tokens")
@@ -46,9 +46,9 @@ def build(stream, info: dict) -> None:
                     seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
                     randomize = gr.Checkbox(value=True, label="Randomize seed")
         with gr.Column():
-            output = gr.Textbox(label="Output (one token per step)", lines=10, interactive=False)
-            progress = gr.HTML(progress_html(None, label="token"))
-            candidates = gr.HTML(label="Next-token candidates")
+            output = gr.Textbox(label="Output (one token per step)", lines=10, interactive=False, elem_id="text-output")
+            progress = gr.HTML(progress_html(None, label="token"), elem_id="text-progress")
+            candidates = gr.HTML(label="Next-token candidates", elem_id="text-candidates")
 
     @guarded
     def text_fn(prompt, system_prompt, max_new_tokens, temperature, top_p, seed):

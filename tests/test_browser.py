@@ -1,0 +1,57 @@
+"""A real browser (Debian's Chromium, driven by Playwright): open the UI, visit every tab, generate text."""
+
+import shutil
+
+import pytest
+
+from conftest import ARTIFACTS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TABS = ["Image", "Audio", "Video", "Text", "Understand", "Translate", "Key differences"]
+
+
+@pytest.fixture(scope="module")
+def page(bundled):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(bundled[0].local_url)
+        page.get_by_role("tab", name="Image").wait_for(timeout=30_000)
+        yield page
+        browser.close()
+
+
+def test_every_tab_opens(page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name in TABS:
+        page.get_by_role("tab", name=name).click()
+        page.wait_for_timeout(300)
+        assert page.get_by_role("tab", name=name).get_attribute("aria-selected") == "true"
+    page.screenshot(path=str(ARTIFACTS / "ui-differences.png"), full_page=True)
+    assert page.get_by_text("Underlying principle").first.is_visible()
+
+
+def test_generate_text_in_the_browser(page):
+    page.get_by_role("tab", name="Text").click()
+    page.locator("#text-prompt textarea").fill("Name three colours.")
+    page.locator("#text-run").click()
+    output = page.locator("#text-output textarea")
+    page.wait_for_selector("#text-progress .step-progress:has-text('done')", timeout=300_000)
+    assert "probability" in page.locator("#text-candidates").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-text.png"), full_page=True)
+    assert output.input_value().strip()
+
+
+def test_generate_image_in_the_browser(page, bundled):
+    if bundled[1]["image"].missing:
+        pytest.skip("the bundled image model is not trained in this checkout")
+    page.get_by_role("tab", name="Image").click()
+    page.locator("#image-prompt textarea").fill("a large red circle in the center on a blue background")
+    page.locator("#image-run").click()
+    page.wait_for_selector("#image-progress .step-progress:has-text('done')", timeout=300_000)
+    page.wait_for_selector("#image-output img", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "ui-image.png"), full_page=True)
