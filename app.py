@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
         return fn
 
 from pipelines.audio import render_clip
+from pipelines.compare import compare_stream, knobs
 from pipelines.image import unknown_words
 from pipelines.registry import PRESETS, build_pipelines
 from pipelines.text import LANGUAGES
@@ -83,6 +84,8 @@ def make_backend(pipelines: dict) -> dict:
         "text": {"stream": on_gpu(text.stream), "info": text.info},
         "understand": {"understand": gpu(text.understand), "info": text.info},
         "translate": {"translate": on_gpu(text.translate_stream), "info": text.info, "languages": list(LANGUAGES)},
+        "differences": {"compare": on_gpu(lambda *args, **kwargs: compare_stream(image, text, *args, **kwargs)),
+                        "knobs": gpu(lambda *args, **kwargs: knobs(image, text, *args, **kwargs)), "info": image.info},
     }
 
 

@@ -30,7 +30,7 @@ def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
             with gr.Tab("Translate", id="translate"):
                 translate_tab.build(**backend["translate"])
             with gr.Tab("Key differences", id="differences"):
-                differences_tab.build(tabs)
+                differences_tab.build(tabs, **backend.get("differences", {}))
     return demo
 
 

@@ -1,0 +1,132 @@
+"""Benchmarks, reported as ratios measured in one run (machines here are noisy):
+
+1. our image pipeline (step stream, previews off / on) vs the raw diffusers call, same model and settings;
+2. our LLM stream vs raw `model.generate`, and tokens/s, on the bundled SmolLM2;
+3. seconds from `python app.py` to the UI answering HTTP.
+
+    python bench/bench.py [--repeats 5] [--skip-llm] [--skip-startup]
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipelines.base import final  # noqa: E402
+from pipelines.image import ImagePipeline  # noqa: E402
+from pipelines.registry import MODELS, get_spec, missing_message  # noqa: E402
+from pipelines.text import TextPipeline  # noqa: E402
+
+
+def interleaved(fns: dict, repeats: int) -> dict:
+    """Median seconds of each callable, run in turn (a, b, c, a, b, c, ...) so drift hits all alike."""
+    times = {k: [] for k in fns}
+    for fn in fns.values():  # warm-up
+        fn()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_image(repeats: int) -> dict:
+    spec = get_spec("image", "bundled")
+    if missing_message("image", spec):
+        sys.exit("the bundled image model is missing: train it first (training/train_image.py)")
+    ours = ImagePipeline(spec, device="cpu")
+    pipe = ours.pipe
+    kw = dict(prompt="a large red circle in the center on a blue background", num_inference_steps=25,
+              guidance_scale=4.0, width=64, height=64)
+
+    def raw():
+        pipe(**kw, generator=torch.Generator().manual_seed(0))
+
+    def stream(preview):
+        return lambda: final(ours.stream(**kw, seed=0, preview=preview))
+
+    t = interleaved({"raw": raw, "ours_previews_off": stream(False), "ours_previews_on": stream(True)}, repeats)
+    return {"model": spec.model_id, "settings": "25 steps, 64x64, CFG 4", "seconds": t,
+            "ratio_previews_off": t["ours_previews_off"] / t["raw"], "ratio_previews_on": t["ours_previews_on"] / t["raw"]}
+
+
+def bench_llm(repeats: int, tokens: int = 64) -> dict:
+    ours = TextPipeline(MODELS["text"]["bundled"], device="cpu")
+    ours.load()
+    model, tok = ours.model, ours.tokenizer
+    prompt = "Write a short paragraph about the sea."
+    ids = ours.chat_ids(prompt)
+    # min_new_tokens keeps both runs at exactly `tokens` tokens, so tokens/s compare like for like
+    gen = dict(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=tok.eos_token_id)
+
+    def raw():
+        with torch.no_grad():
+            model.generate(ids, attention_mask=torch.ones_like(ids), **gen)
+
+    def stream():
+        return final(ours.stream(prompt, max_new_tokens=tokens, temperature=0.0, seed=0))
+
+    original = model.generation_config.min_new_tokens
+    model.generation_config.min_new_tokens = tokens  # our stream uses the model's generation config too
+    try:
+        t = interleaved({"raw": raw, "ours": stream}, repeats)
+        n = len(stream().steps)
+    finally:
+        model.generation_config.min_new_tokens = original
+    return {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised to fp32)", "tokens": n, "seconds": t,
+            "ratio": t["ours"] / t["raw"], "tokens_per_s_raw": tokens / t["raw"], "tokens_per_s_ours": n / t["ours"]}
+
+
+def bench_startup() -> dict:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PRESET": "bundled"})
+    try:
+        while time.perf_counter() - t < 300:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    if r.status == 200:
+                        return {"seconds_to_ui": time.perf_counter() - t}
+            except OSError:
+                time.sleep(0.2)
+        return {"seconds_to_ui": None}
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--skip-llm", action="store_true")
+    p.add_argument("--skip-startup", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    results = {"torch_threads": torch.get_num_threads(), "image": bench_image(args.repeats)}
+    if not args.skip_llm:
+        results["llm"] = bench_llm(args.repeats)
+    if not args.skip_startup:
+        results["startup"] = bench_startup()
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
