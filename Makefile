@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q
 PORT ?= 7860
 PRESET ?= bundled
 
-.PHONY: run test install install-test bench train-image clean
+.PHONY: run test install install-test bench train-image train-audio clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -32,8 +32,12 @@ test: install-test
 bench: install
 	$(PY) bench/bench.py
 
-train-image: install
-	$(PY) training/train_image.py
+train-image: install  # the bundled image model: a full run, then more UNet steps on the object-weighted loss
+	$(PY) training/train_image.py --object-weight 1
+	$(PY) training/train_image.py --resume models/tiny-shapes-image --out models/tiny-shapes-image --unet-steps 1800 --lr 3e-4
+
+train-audio: install
+	$(PY) training/train_audio.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts bench/results

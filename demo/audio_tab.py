@@ -5,7 +5,7 @@ import tempfile
 
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, evenly, guarded, missing_box, model_line, progress_html, vocabulary_note
+from demo.ui import RANDOM_SEED_JS, Slider, evenly, guarded, missing_box, model_line, progress_html, seed_input, vocabulary_note
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -33,12 +33,12 @@ def build(stream, info: dict, render=None, unknown_words=lambda prompt: []) -> N
                 run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"))
                 stop = gr.Button("Stop")
             with gr.Accordion("Settings", open=False):
-                duration = gr.Slider(lo, hi, value=d.get("duration_s", 5.0), step=0.5, label="Duration (seconds)")
-                steps = gr.Slider(1, limits.get("num_inference_steps", (1, 200))[1], value=d.get("num_inference_steps", 25),
-                                  step=1, label="Denoising steps")
-                guidance = gr.Slider(0, 15, value=d.get("guidance_scale", 3.0), step=0.5, label="Guidance scale (CFG)")
+                duration = Slider(lo, hi, value=d.get("duration_s", 5.0), step=0.5, label="Duration (seconds)", field="duration_s")
+                steps = Slider(1, limits.get("num_inference_steps", (1, 200))[1], value=d.get("num_inference_steps", 25),
+                                  step=1, label="Denoising steps", field="num_inference_steps")
+                guidance = Slider(0, 15, value=d.get("guidance_scale", 3.0), step=0.5, label="Guidance scale (CFG)", field="guidance_scale")
                 with gr.Row():
-                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+                    seed = seed_input()
                     randomize = gr.Checkbox(value=True, label="Randomize seed")
                 previews = gr.Checkbox(value=True, label="Show step previews (the predicted spectrogram at each step)")
             if info.get("vocabulary"):

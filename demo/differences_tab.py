@@ -10,7 +10,7 @@ import html
 import gradio as gr
 
 from demo.text_tab import candidates_html
-from demo.ui import guarded
+from demo.ui import Slider, guarded, seed_input
 from pipelines.base import Step
 
 DIFFERENCES = [
@@ -63,9 +63,9 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, info: dict | None = None) -> 
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", value="a large red circle in the center on a blue background", scale=4,
                             elem_id="compare-prompt")
-        steps = gr.Slider(2, 50, value=d.get("num_inference_steps", 25), step=1, label="Diffusion steps")
-        max_new_tokens = gr.Slider(4, 64, value=24, step=1, label="LLM tokens (max)")
-        seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+        steps = Slider(2, 50, value=d.get("num_inference_steps", 25), step=1, label="Diffusion steps", field="num_inference_steps")
+        max_new_tokens = Slider(4, 64, value=24, step=1, label="LLM tokens (max)", field="max_new_tokens")
+        seed = seed_input()
     with gr.Row():
         run = gr.Button("Run both", variant="primary", elem_id="compare-run")
         stop = gr.Button("Stop")
@@ -82,7 +82,7 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, info: dict | None = None) -> 
             llm_counter = gr.HTML(elem_id="compare-llm-counter")
     timeline = gr.Slider(1, 2, value=1, step=1, label="Timeline: replay step k of both models", interactive=False,
                          elem_id="compare-timeline")
-    caption = gr.Markdown()
+    caption = gr.Markdown(elem_id="compare-caption")
     with gr.Accordion("Step records (JSON)", open=False):
         records = gr.JSON(label="records")
     history = gr.State({"diffusion": [], "llm": []})

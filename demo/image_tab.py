@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, evenly, guarded, missing_box, model_line, progress_html, vocabulary_note
+from demo.ui import RANDOM_SEED_JS, Slider, evenly, guarded, missing_box, model_line, progress_html, seed_input, vocabulary_note
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -29,14 +29,14 @@ def build(stream, info: dict, unknown_words=lambda prompt: []) -> None:
                 run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"), elem_id="image-run")
                 stop = gr.Button("Stop")
             with gr.Accordion("Settings", open=False):
-                steps = gr.Slider(1, limits.get("num_inference_steps", (1, 100))[1], value=d.get("num_inference_steps", 25),
-                                  step=1, label="Denoising steps (num_inference_steps)")
-                guidance = gr.Slider(0, 15, value=d.get("guidance_scale", 5.0), step=0.5, label="Guidance scale (CFG)")
+                steps = Slider(1, limits.get("num_inference_steps", (1, 100))[1], value=d.get("num_inference_steps", 25),
+                                  step=1, label="Denoising steps", field="num_inference_steps")
+                guidance = Slider(0, 15, value=d.get("guidance_scale", 5.0), step=0.5, label="Guidance scale (CFG)", field="guidance_scale")
                 with gr.Row():
-                    width = gr.Slider(w_lo, w_hi, value=d.get("width", 512), step=w_step, label="Width")
-                    height = gr.Slider(w_lo, w_hi, value=d.get("height", 512), step=w_step, label="Height")
+                    width = Slider(w_lo, w_hi, value=d.get("width", 512), step=w_step, label="Width", field="width")
+                    height = Slider(w_lo, w_hi, value=d.get("height", 512), step=w_step, label="Height", field="height")
                 with gr.Row():
-                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+                    seed = seed_input()
                     randomize = gr.Checkbox(value=True, label="Randomize seed")
                 previews = gr.Checkbox(value=True, label="Show step previews (the predicted clean image at each step)")
             if info.get("vocabulary"):
@@ -66,12 +66,10 @@ def build(stream, info: dict, unknown_words=lambda prompt: []) -> None:
                 gallery_items = [(s.preview, f"step {s.index}") for s in evenly(shown, 8)]
                 yield item.image, progress_html(last, done=True, seconds=item.seconds), gallery_items
 
-    event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
+    # Run and Enter in the prompt box start the same chain: pick a seed in the browser, then generate.
+    event = gr.on([run.click, prompt.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
         image_fn, [prompt, negative_prompt, steps, guidance, seed, width, height, previews], [image, progress, gallery],
         api_name="image")
-    prompt.submit(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
-        image_fn, [prompt, negative_prompt, steps, guidance, seed, width, height, previews], [image, progress, gallery],
-        api_name="image_submit")
     stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [prompt, negative_prompt])
 

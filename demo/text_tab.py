@@ -4,7 +4,7 @@ import html
 
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, guarded, model_line, progress_html
+from demo.ui import RANDOM_SEED_JS, Slider, guarded, model_line, progress_html, seed_input
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -39,11 +39,11 @@ def build(stream, info: dict) -> None:
                 run = gr.Button("Generate", variant="primary", elem_id="text-run")
                 stop = gr.Button("Stop")
             with gr.Accordion("Settings", open=False):
-                max_new_tokens = gr.Slider(1, 1024, value=d.get("max_new_tokens", 128), step=1, label="Max new tokens")
-                temperature = gr.Slider(0, 2, value=d.get("temperature", 0.7), step=0.05, label="Temperature (0 = greedy)")
-                top_p = gr.Slider(0.05, 1, value=d.get("top_p", 0.9), step=0.05, label="Top-p")
+                max_new_tokens = Slider(1, 1024, value=d.get("max_new_tokens", 128), step=1, label="Max new tokens", field="max_new_tokens")
+                temperature = Slider(0, 2, value=d.get("temperature", 0.7), step=0.05, label="Temperature (0 = greedy)", field="temperature")
+                top_p = Slider(0.05, 1, value=d.get("top_p", 0.9), step=0.05, label="Top-p", field="top_p")
                 with gr.Row():
-                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+                    seed = seed_input()
                     randomize = gr.Checkbox(value=True, label="Randomize seed")
         with gr.Column():
             output = gr.Textbox(label="Output (one token per step)", lines=10, interactive=False, elem_id="text-output")

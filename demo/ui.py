@@ -77,3 +77,32 @@ def evenly(steps: list, k: int) -> list:
 
 
 RANDOM_SEED_JS = "(seed, randomize) => randomize ? Math.floor(Math.random() * 4294967295) : seed"
+
+
+class _NamesField:
+    """Mixin: Gradio's own range check says only "Value 9 is greater than maximum value 2."; this
+    re-raises it naming the API parameter (e.g. `temperature`) and its label, so API and UI users
+    both know which field to fix."""
+
+    def __init__(self, *args, field: str, **kwargs):
+        self._field = field  # underscore: kept out of the component config sent to the browser
+        super().__init__(*args, **kwargs)
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except gr.Error as exc:
+            raise gr.Error(f"{self._field} ({self.label}): {exc.message}") from exc
+
+
+class Slider(_NamesField, gr.Slider):
+    """gr.Slider whose out-of-range error names its field."""
+
+
+class Number(_NamesField, gr.Number):
+    """gr.Number whose out-of-range error names its field."""
+
+
+def seed_input() -> Number:
+    """The seed box every generating tab shows: an integer in [0, 2**32 - 1]."""
+    return Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1, field="seed")

@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, guarded, missing_box, model_line, progress_html, vocabulary_note
+from demo.ui import RANDOM_SEED_JS, Slider, guarded, missing_box, model_line, progress_html, seed_input, vocabulary_note
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -27,12 +27,12 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: []) -> N
                 stop = gr.Button("Stop")
             with gr.Accordion("Settings", open=False):
                 frames_lo, frames_hi = limits.get("num_frames", (4, 32))
-                num_frames = gr.Slider(frames_lo, frames_hi, value=d.get("num_frames", 16), step=1, label="Frames")
-                steps = gr.Slider(1, limits.get("num_inference_steps", (1, 100))[1], value=d.get("num_inference_steps", 25),
-                                  step=1, label="Denoising steps")
-                guidance = gr.Slider(0, 15, value=d.get("guidance_scale", 5.0), step=0.5, label="Guidance scale (CFG)")
+                num_frames = Slider(frames_lo, frames_hi, value=d.get("num_frames", 16), step=1, label="Frames", field="num_frames")
+                steps = Slider(1, limits.get("num_inference_steps", (1, 100))[1], value=d.get("num_inference_steps", 25),
+                                  step=1, label="Denoising steps", field="num_inference_steps")
+                guidance = Slider(0, 15, value=d.get("guidance_scale", 5.0), step=0.5, label="Guidance scale (CFG)", field="guidance_scale")
                 with gr.Row():
-                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+                    seed = seed_input()
                     randomize = gr.Checkbox(value=True, label="Randomize seed")
                 previews = gr.Checkbox(value=True, label="Show step previews (first / middle / last predicted frames)")
             if info.get("vocabulary"):

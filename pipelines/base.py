@@ -125,6 +125,13 @@ def final(stream: Iterator[Any]) -> Any:
     return item
 
 
+# transformers' and diffusers' from_pretrained build each model on the meta device by patching torch
+# globally (accelerate's init_empty_weights) for the length of the call, so a second model built in
+# another thread meanwhile gets meta tensors ("Cannot copy out of meta tensor"). Every model load in
+# this process holds this lock: the Key differences tab loads both kinds of model at once.
+LOAD_LOCK = threading.RLock()
+
+
 class Timer:
     """Seconds since construction; steps carry it as `elapsed`."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from .base import Cancelled, Emit, Step, Timer
+from .base import LOAD_LOCK, Cancelled, Emit, Step, Timer
 from .registry import ModelSpec, resolve_path
 
 
@@ -33,7 +33,6 @@ class DiffusionModel:
         self.device = device or default_device()
         self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
         self.lock = threading.Lock()  # one request at a time per model (scheduler state is per pipeline)
-        self._load_lock = threading.Lock()
         self._pipe = None
 
     @property
@@ -42,7 +41,7 @@ class DiffusionModel:
         if self._pipe is None:
             if self.missing:
                 raise RuntimeError(self.missing)
-            with self._load_lock:
+            with LOAD_LOCK:
                 if self._pipe is None:
                     pipe = self.load(resolve_path(self.spec.model_id))
                     pipe.set_progress_bar_config(disable=True)

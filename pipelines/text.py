@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from .base import Step, TextOutput, Timer, check_range, check_seed, check_text, final, stream_steps
+from .base import LOAD_LOCK, Step, TextOutput, Timer, check_range, check_seed, check_text, final, stream_steps
 from .diffusion import default_device
 from .registry import ModelSpec, resolve_path
 
@@ -118,7 +118,6 @@ class TextPipeline:
         self.missing = missing
         self.device = device or default_device()
         self.lock = threading.Lock()
-        self._load_lock = threading.Lock()
         self._model = self._tokenizer = None
         self._calibration: dict[str, torch.Tensor] = {}
 
@@ -132,7 +131,7 @@ class TextPipeline:
     def load(self) -> None:
         if self._model is not None:
             return
-        with self._load_lock:
+        with LOAD_LOCK:
             if self._model is not None:
                 return
             path, gguf_file = self.source()

@@ -55,6 +55,31 @@ def tiny_sd(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_mel(tmp_path_factory) -> str:
+    """A tiny MelDiffusionPipeline folder (the bundled audio model's classes: CLIP + UNet on mel patches)."""
+    import torch
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+
+    from pipelines.audio import GriffinLimVocoder, MelDiffusionPipeline
+
+    tokenizer, text_encoder = clip_parts()
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=(8, 4), in_channels=16, out_channels=16, layers_per_block=1,
+                                block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                attention_head_dim=4, norm_num_groups=8)
+    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                              prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing",
+                              clip_sample=False, set_alpha_to_one=False)
+    vocoder = GriffinLimVocoder(n_mels=16, n_iter=4)
+    pipe = MelDiffusionPipeline(tokenizer=tokenizer, text_encoder=text_encoder, unet=unet, scheduler=scheduler,
+                                vocoder=vocoder, patch_size=4)
+    path = tmp_path_factory.mktemp("tiny-mel")
+    pipe.save_pretrained(path, safe_serialization=True)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
 def tiny_audioldm(tmp_path_factory) -> str:
     """A tiny AudioLDMPipeline folder (CLAP text encoder, Roberta tokenizer, HiFi-GAN vocoder)."""
     import torch

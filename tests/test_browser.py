@@ -1,4 +1,5 @@
-"""A real browser (Debian's Chromium, driven by Playwright): open the UI, visit every tab, generate text."""
+"""A real browser (Debian's Chromium, driven by Playwright): open the UI, visit every tab, generate text and an
+image, run a comparison and replay its timeline. Screenshots go to tests/artifacts/: look at them."""
 
 import shutil
 
@@ -55,3 +56,22 @@ def test_generate_image_in_the_browser(page, bundled):
     page.wait_for_selector("#image-progress .step-progress:has-text('done')", timeout=300_000)
     page.wait_for_selector("#image-output img", timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "ui-image.png"), full_page=True)
+
+
+def test_compare_runs_both_models_and_the_timeline_replays_a_step(page, bundled):
+    if bundled[1]["image"].missing:
+        pytest.skip("the bundled image model is not trained in this checkout")
+    page.get_by_role("tab", name="Key differences").click()
+    page.locator("#compare-prompt textarea").fill("a small yellow triangle at the top on a black background")
+    page.locator("#compare-run").click()
+    caption = page.locator("#compare-caption")
+    page.wait_for_selector("#compare-caption :text('Step')", timeout=300_000)  # written when both models finish
+    assert "forward passes" in page.locator("#compare-diffusion-counter").inner_text()
+    assert "probability" in page.locator("#compare-candidates").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-compare-done.png"), full_page=True)
+    box = page.locator("#compare-timeline input[type=number]")
+    box.fill("3")
+    box.press("Enter")
+    page.wait_for_selector("#compare-caption :text('Step 3')", timeout=30_000)
+    assert "diffusion step 3" in caption.inner_text() and "LLM step 3" in caption.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "ui-compare-step3.png"), full_page=True)

@@ -102,6 +102,42 @@ def test_audioldm_streams_spectrogram_previews_and_a_clip(tiny_audioldm):
         final(audio.stream("a high tone", duration_s=5.0))
 
 
+def test_mel_diffusion_pipeline_loads_streams_and_stops(tiny_mel):
+    """The bundled audio model's classes, through AudioPipeline: the same code path as AudioLDM."""
+    audio = AudioPipeline(ModelSpec(tiny_mel, "test", limits={"duration_s": (0.1, 4.0)}), device="cpu")
+    assert type(audio.pipe).__name__ == "MelDiffusionPipeline"
+    items = list(audio.stream("a high tone", duration_s=0.5, num_inference_steps=3, guidance_scale=3.0, seed=0))
+    steps, out = items[:-1], items[-1]
+    assert [s.index for s in steps] == [1, 2, 3] and all(s.preview is not None for s in steps)
+    assert out.sample_rate == 16000 and out.audio.shape == (8000,) and np.isfinite(out.audio).all()
+    again = final(audio.stream("a high tone", duration_s=0.5, num_inference_steps=3, guidance_scale=3.0, seed=0))
+    np.testing.assert_allclose(again.audio, out.audio, atol=1e-5)  # a seed reproduces the clip
+    other = final(audio.stream("a low tone", duration_s=0.5, num_inference_steps=3, guidance_scale=3.0, seed=0))
+    assert not np.allclose(other.audio, out.audio)  # the prompt reaches the UNet
+    stream = audio.stream("a high tone", duration_s=0.5, num_inference_steps=50, seed=0)
+    assert next(stream).index == 1
+    stream.close()  # stopping cancels the remaining steps; the model is free for the next request
+    assert final(audio.stream("a bell", duration_s=0.5, num_inference_steps=2, seed=0)).audio.size == 8000
+
+
+def test_griffin_lim_vocoder_inverts_its_own_mel():
+    """encode -> forward keeps what a listener hears: the pitch of a tone and its loudness envelope."""
+    import torch
+    from sounds import measure
+
+    from pipelines.audio import GriffinLimVocoder
+
+    vocoder = GriffinLimVocoder()
+    t = np.arange(16000) / 16000
+    for freq in (220.0, 1760.0):
+        tone = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+        mel = vocoder.encode(torch.from_numpy(tone)[None])
+        assert mel.shape == (1, 63, 64) and mel.min() >= -1 and mel.max() <= 1
+        back = vocoder(mel, 16000, generator=torch.Generator().manual_seed(0))[0].numpy()
+        assert back.shape == (16000,)
+        assert abs(np.log2(measure(back)["centroid"] / measure(tone)["centroid"])) < 0.2  # within a tone of pitch
+
+
 def test_animatediff_makes_frames_and_a_playable_mp4(tiny_animatediff, tmp_path):
     base, adapter = tiny_animatediff
     video = VideoPipeline(ModelSpec(base, "test", {"width": 32, "height": 32}, {"num_frames": (2, 8)}, motion_adapter=adapter),

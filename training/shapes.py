@@ -103,6 +103,87 @@ def sample(rng: random.Random) -> tuple[np.ndarray, Scene]:
     return np.asarray(img), scene
 
 
+def shape_scores(mask: np.ndarray) -> dict[str, float]:
+    """IoU of an object mask with each shape drawn to fill the mask's bounding box.
+
+    Matching whole templates, rather than a fill ratio alone, tells a square with softened corners
+    from a circle, and a triangle (narrow top, wide base) from both.
+    """
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    box = mask[y0:y1, x0:x1]
+    h, w = box.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    u, v = (xx + 0.5) / w, (yy + 0.5) / h  # pixel centres in [0, 1]
+    templates = {
+        "square": np.ones_like(box, dtype=bool),
+        "circle": (u - 0.5) ** 2 + (v - 0.5) ** 2 <= 0.25,
+        "triangle": np.abs(u - 0.5) <= 0.5 * v,  # apex at the top centre, base along the bottom
+    }
+    return {name: float((t & box).sum() / max((t | box).sum(), 1)) for name, t in templates.items()}
+
+
+def nearest_colour(rgb) -> str:
+    """The palette name closest to an RGB triple."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    return min(COLOURS, key=lambda name: float(np.sum((rgb - np.asarray(COLOURS[name], np.float32)) ** 2)))
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected region of a boolean mask (drops specks and halo pixels)."""
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    best, best_size, current = 0, 0, 0
+    for start in zip(*np.nonzero(mask)):
+        if labels[start]:
+            continue
+        current += 1
+        labels[start] = current
+        todo, size = [start], 0
+        while todo:
+            y, x = todo.pop()
+            size += 1
+            for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not labels[ny, nx]:
+                    labels[ny, nx] = current
+                    todo.append((ny, nx))
+        if size > best_size:
+            best, best_size = current, size
+    return labels == best if best else mask
+
+
+def describe(image) -> dict:
+    """Read a scene back from an image (the inverse of `render`), for measuring what a model drew.
+
+    background: the palette colour of the border pixels; the object: the largest region of pixels far
+    from that colour. Returns background, colour, shape (the best-matching template), size, position
+    (the nearest named centre to the object's centroid) and the raw measurements. colour/shape/... are
+    None when no object is found.
+    """
+    arr = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float32)
+    border = np.concatenate([arr[:2].reshape(-1, 3), arr[-2:].reshape(-1, 3), arr[:, :2].reshape(-1, 3),
+                             arr[:, -2:].reshape(-1, 3)])
+    background = nearest_colour(np.median(border, axis=0))
+    distance = np.sqrt(((arr - np.asarray(COLOURS[background], np.float32)) ** 2).sum(-1))
+    mask = largest_component(distance > 50)  # orange and yellow, the closest pair, are 80 apart
+    out = {"background": background, "colour": None, "shape": None, "size": None, "position": None,
+           "area": int(mask.sum()), "fill": None, "centre": None}
+    if mask.sum() < 12:
+        return out
+    ys, xs = np.nonzero(mask)
+    height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    fill = mask.sum() / float(height * width)
+    cx, cy = xs.mean(), ys.mean()
+    scores = shape_scores(mask)
+    out.update(
+        colour=nearest_colour(np.median(arr[mask], axis=0)),
+        shape=max(scores, key=scores.get),
+        size="large" if max(height, width) > (SIZES["small"] + SIZES["large"]) else "small",
+        position=min(POSITIONS, key=lambda p: (POSITIONS[p][1][0] - cx) ** 2 + (POSITIONS[p][1][1] - cy) ** 2),
+        fill=round(float(fill), 3), centre=(round(float(cx), 1), round(float(cy), 1)),
+    )
+    return out
+
+
 if __name__ == "__main__":  # write a contact sheet to look at: python training/shapes.py /tmp/sheet.png
     import sys
 

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from shapes import VOCABULARY, sample  # noqa: E402
+from shapes import COLOURS, VOCABULARY, sample  # noqa: E402
 from tokenizer import build_tokenizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +37,18 @@ def parse_args():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-images", type=int, default=24000)  # rendered once, captions re-dropped each epoch
     p.add_argument("--vae-steps", type=int, default=600)
+    p.add_argument("--decoder-steps", type=int, default=1200)
     p.add_argument("--unet-steps", type=int, default=2400)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--vae-from", default=None, help="reuse a trained VAE folder and skip stage 2 (saves ~25 min)")
+    p.add_argument("--resume", metavar="FOLDER", default=None,
+                   help="train the text encoder + UNet of a finished pipeline folder further (its VAE is kept)")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--object-weight", type=float, default=4.0,
+                   help="loss weight of the latent pixels the shape covers (1: plain MSE); shapes are learnt sooner")
+    p.add_argument("--sharpen", metavar="FOLDER", default=None,
+                   help="only run stage 2b on a trained pipeline folder: sharpen its VAE decoder, save it back")
     p.add_argument("--snapshot-every", type=int, default=0)  # save <out>-snapshot every N steps (0: never)
     return p.parse_args()
 
@@ -81,6 +89,61 @@ def cosine_lr(step: int, total: int, base: float, warmup: int = 100) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def sharpen_decoder(vae: AutoencoderKL, pixels: torch.Tensor, steps: int, seed: int) -> None:
+    """Stage 2b: train the decoder alone, with an L1 loss, so that flat shapes come back with sharp edges.
+
+    An MSE-trained autoencoder rounds the corners of squares and triangles. The encoder (and so the
+    latent space the UNet learns) is frozen, which is why this can also run on a finished model
+    (`--sharpen FOLDER`) without retraining its UNet.
+    """
+    vae.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=5e-4)
+    gen = torch.Generator().manual_seed(seed)
+    vae.train()
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, steps, 5e-4, warmup=50)
+        x = pixels[torch.randint(0, len(pixels), (32,), generator=gen)]
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.sample(gen)
+        recon = vae.decode(z).sample
+        loss = F.l1_loss(recon, x)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 50 == 0 or step == steps - 1:
+            log(f"decoder step {step} l1 {loss.item():.5f}")
+    vae.eval().requires_grad_(False)
+
+
+def render_images(n: int, rng: random.Random) -> tuple[torch.Tensor, list]:
+    """n training images as an N,3,64,64 tensor in [-1, 1], and the scene each one shows."""
+    images, scenes = [], []
+    for _ in range(n):
+        arr, scene = sample(rng)
+        images.append(arr)
+        scenes.append(scene)
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1), scenes
+
+
+def sharpen_folder(args) -> None:
+    """--sharpen FOLDER: stage 2b alone, on a finished pipeline folder (its UNet stays valid)."""
+    t0 = time.time()
+    folder = Path(args.sharpen)
+    vae = AutoencoderKL.from_pretrained(folder / "vae", dtype=torch.float32)
+    pixels, _ = render_images(min(args.num_images, 8000), random.Random(args.seed + 2))
+    sharpen_decoder(vae, pixels, args.decoder_steps, args.seed + 2)
+    vae.to(torch.float16).save_pretrained(folder / "vae", safe_serialization=True)
+    info_path = folder / "training_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    info.update(decoder_steps=args.decoder_steps, decoder_minutes=round((time.time() - t0) / 60, 1))
+    info_path.write_text(json.dumps(info, indent=1) + "\n")
+    log(f"sharpened {folder / 'vae'} in {(time.time() - t0) / 60:.1f} min")
+
+
 def save_pipeline(out, vae, text_encoder, tokenizer, unet, noise_scheduler) -> None:
     """Save a standard StableDiffusionPipeline folder: fp16 safetensors (loaded back as fp32)."""
     scheduler = DDIMScheduler.from_config(noise_scheduler.config, timestep_spacing="trailing", clip_sample=False,
@@ -94,20 +157,19 @@ def save_pipeline(out, vae, text_encoder, tokenizer, unet, noise_scheduler) -> N
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.sharpen:
+        return sharpen_folder(args)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     t0 = time.time()
 
     # 1. Data: render the images once; keep each one's scene so captions can be re-dropped.
     log(f"rendering {args.num_images} images")
-    images, scenes = [], []
-    for _ in range(args.num_images):
-        arr, scene = sample(rng)
-        images.append(arr)
-        scenes.append(scene)
-    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1)  # N,3,64,64 in [-1,1]
+    pixels, scenes = render_images(args.num_images, rng)
 
     # 2. VAE: reconstruction + a whisper of KL, as Stable Diffusion's autoencoder.
+    if args.resume:
+        args.vae_from = str(Path(args.resume) / "vae")
     vae = make_vae() if args.vae_from is None else AutoencoderKL.from_pretrained(args.vae_from, dtype=torch.float32)
     opt = torch.optim.AdamW(vae.parameters(), lr=1e-3)
     for step in range(args.vae_steps if args.vae_from is None else 0):
@@ -122,26 +184,39 @@ def main():
         opt.zero_grad(set_to_none=True)
         if step % 50 == 0 or step == args.vae_steps - 1:
             log(f"vae step {step} loss {loss.item():.5f}")
+    if args.vae_from is None:
+        sharpen_decoder(vae, pixels, args.decoder_steps, args.seed + 2)
     vae.eval().requires_grad_(False)
 
     # 3. Encode every image once; scale latents to unit variance (the VAE's scaling_factor).
     with torch.no_grad():
         latents = torch.cat([vae.encode(pixels[i:i + 256]).latent_dist.mode() for i in range(0, len(pixels), 256)])
-    scaling_factor = float(1.0 / latents.std())
+    scaling_factor = vae.config.scaling_factor if args.resume else float(1.0 / latents.std())
     vae.register_to_config(scaling_factor=scaling_factor)
     latents = latents * scaling_factor
     log(f"latents {tuple(latents.shape)}, scaling_factor {scaling_factor:.4f}")
 
+    # Where the shape is, per latent pixel: those pixels weigh `object_weight` in the loss, so that
+    # the few latent pixels that carry the shape are not drowned by the flat background.
+    backgrounds = torch.tensor([COLOURS[s.background] for s in scenes], dtype=torch.float32).div(127.5).sub(1)
+    covered = ((pixels - backgrounds[:, :, None, None]).abs().amax(1, keepdim=True) > 0.1).float()
+    weights = 1 + (args.object_weight - 1) * F.avg_pool2d(covered, 64 // latents.shape[-1])
+
     # 4. Text encoder + UNet, trained together with v-prediction on a zero-terminal-SNR schedule.
-    tokenizer = build_tokenizer(VOCABULARY)
-    text_encoder = make_text_encoder(len(tokenizer))
-    unet = make_unet()
+    if args.resume:
+        tokenizer = CLIPTokenizer.from_pretrained(Path(args.resume) / "tokenizer")
+        text_encoder = CLIPTextModel.from_pretrained(Path(args.resume) / "text_encoder", dtype=torch.float32)
+        unet = UNet2DConditionModel.from_pretrained(Path(args.resume) / "unet", dtype=torch.float32)
+    else:
+        tokenizer = build_tokenizer(VOCABULARY)
+        text_encoder = make_text_encoder(len(tokenizer))
+        unet = make_unet()
     noise_scheduler = DDPMScheduler(
         num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
         prediction_type="v_prediction", rescale_betas_zero_snr=True,
     )
     params = list(unet.parameters()) + list(text_encoder.parameters())
-    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     ema_unet, ema_text = copy.deepcopy(unet).requires_grad_(False), copy.deepcopy(text_encoder).requires_grad_(False)
     caption_rng = random.Random(args.seed + 1)
 
@@ -151,7 +226,7 @@ def main():
 
     for step in range(args.unet_steps):
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, args.unet_steps, 5e-4)
+            g["lr"] = cosine_lr(step, args.unet_steps, args.lr)
         idx = torch.randint(0, len(latents), (args.batch_size,))
         x0 = latents[idx]
         ids = tokenizer([caption(scenes[i]) for i in idx.tolist()], padding="max_length",
@@ -161,7 +236,8 @@ def main():
         xt = noise_scheduler.add_noise(x0, noise, t)
         target = noise_scheduler.get_velocity(x0, noise, t)
         pred = unet(xt, t, text_encoder(ids)[0]).sample
-        loss = F.mse_loss(pred, target)
+        w = weights[idx]
+        loss = ((pred - target) ** 2 * w).sum() / (w.sum() * pred.shape[1])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -178,9 +254,15 @@ def main():
 
     # 5. Save a standard StableDiffusionPipeline folder, fp16 weights (loaded back as fp32).
     save_pipeline(args.out, vae, ema_text, tokenizer, ema_unet, noise_scheduler)
-    info = {"seed": args.seed, "vae_steps": args.vae_steps, "vae_from": args.vae_from, "unet_steps": args.unet_steps,
-            "batch_size": args.batch_size, "num_images": args.num_images, "minutes": round((time.time() - t0) / 60, 1),
-            "vocabulary": VOCABULARY}
+    run = {"seed": args.seed, "unet_steps": args.unet_steps, "lr": args.lr, "object_weight": args.object_weight,
+           "batch_size": args.batch_size, "num_images": args.num_images, "minutes": round((time.time() - t0) / 60, 1)}
+    if args.resume:  # keep the history of the model this run started from
+        info = json.loads(Path(args.resume, "training_info.json").read_text())
+        info.setdefault("resumed", []).append(run)
+    else:
+        info = {**run, "vae_steps": args.vae_steps, "vae_from": args.vae_from,
+                "decoder_steps": 0 if args.vae_from else args.decoder_steps}
+    info["vocabulary"] = VOCABULARY
     Path(args.out, "training_info.json").write_text(json.dumps(info, indent=1) + "\n")
     log(f"saved {args.out} in {(time.time() - t0) / 60:.1f} min")
 

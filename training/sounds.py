@@ -1,0 +1,186 @@
+"""Procedural, captioned 2-second sounds at 16 kHz: the data the bundled audio model learns from.
+
+Each clip is one named sound, or two mixed ("a fast drum beat and a rising siren"). Every sound's
+parameters (pitch, tempo, sweep range, loudness) are drawn at random around its name, so the model
+learns what the word means rather than one waveform. `measure` reads back, with numpy alone, what
+the tests check: spectral centroid, flatness, pitch trend, onset count.
+
+    python training/sounds.py /tmp/sounds    # writes one WAV per sound name, to listen to
+"""
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+DURATION_S = 2.048  # 128 frames of 256 samples: the mel "image" is 128 x 64
+
+SOUNDS = ("a low tone", "a high tone", "a rising siren", "a falling siren", "a slow drum beat", "a fast drum beat",
+          "rain", "white noise", "a major chord", "a minor chord", "a bell", "birdsong")
+# Sounds with a pitch mix well with a texture or a rhythm: "a low tone and rain".
+PITCHED = ("a low tone", "a high tone", "a rising siren", "a falling siren", "a major chord", "a minor chord",
+           "a bell", "birdsong")
+BACKGROUND = ("a slow drum beat", "a fast drum beat", "rain", "white noise")
+VOCABULARY = sorted({w for s in SOUNDS for w in s.split()} | {"and", "with"})
+
+
+def _t(n: int) -> np.ndarray:
+    return np.arange(n) / SAMPLE_RATE
+
+
+def _tone(freq, n: int, rng: random.Random, harmonics: int = 3) -> np.ndarray:
+    """A soft-edged tone with a few decaying harmonics; `freq` is a number or a per-sample array."""
+    phase = 2 * np.pi * np.cumsum(np.broadcast_to(np.asarray(freq, dtype=np.float64), (n,))) / SAMPLE_RATE
+    phase += rng.uniform(0, 2 * np.pi)
+    return sum(np.sin(k * phase) * 0.5 ** (k - 1) for k in range(1, harmonics + 1))
+
+
+def _drum(n: int, interval: float, rng: random.Random) -> np.ndarray:
+    """Kick-drum hits every `interval` seconds: a pitch-dropping sine plus a short noise click."""
+    out = np.zeros(n)
+    hit_len = int(0.25 * SAMPLE_RATE)
+    t = _t(hit_len)
+    freq = 50 + 90 * np.exp(-t / 0.03)
+    body = np.sin(2 * np.pi * np.cumsum(freq) / SAMPLE_RATE) * np.exp(-t / 0.07)
+    nrng = np.random.default_rng(rng.randrange(2**32))
+    click = nrng.standard_normal(hit_len) * np.exp(-t / 0.006) * 0.5
+    start = rng.uniform(0.0, interval * 0.5)
+    while start < n / SAMPLE_RATE - 0.02:
+        i = int(start * SAMPLE_RATE)
+        seg = (body + click)[: n - i]
+        out[i:i + len(seg)] += seg
+        start += interval * rng.uniform(0.97, 1.03)
+    return out
+
+
+def _rain(n: int, rng: random.Random) -> np.ndarray:
+    """Low-passed noise (the hiss) plus many short bright drops."""
+    nrng = np.random.default_rng(rng.randrange(2**32))
+    hiss = np.convolve(nrng.standard_normal(n), np.ones(6) / 6, mode="same")
+    drops = np.zeros(n)
+    for i in nrng.integers(0, n, size=int(rng.uniform(150, 300) * n / SAMPLE_RATE)):
+        length = min(200, n - i)
+        drops[i:i + length] += nrng.standard_normal(length) * np.exp(-np.arange(length) / 30) * nrng.uniform(0.3, 1.0)
+    return hiss * 0.6 + drops * 0.5
+
+
+def synth(name: str, rng: random.Random, n: int) -> np.ndarray:
+    """One named sound, `n` samples, peak about 1 (before mixing)."""
+    nrng = np.random.default_rng(rng.randrange(2**32))
+    if name == "a low tone":
+        x = _tone(rng.uniform(110, 250), n, rng)
+    elif name == "a high tone":
+        x = _tone(rng.uniform(1000, 2000), n, rng, harmonics=2)
+    elif name in ("a rising siren", "a falling siren"):
+        lo, hi = rng.uniform(300, 500), rng.uniform(1300, 2000)
+        a, b = (lo, hi) if name == "a rising siren" else (hi, lo)
+        ramp = np.linspace(0, 1, n)
+        x = _tone(a * (b / a) ** ramp, n, rng, harmonics=2)
+    elif name == "a slow drum beat":
+        x = _drum(n, rng.uniform(0.55, 0.75), rng)
+    elif name == "a fast drum beat":
+        x = _drum(n, rng.uniform(0.14, 0.2), rng)
+    elif name == "rain":
+        x = _rain(n, rng)
+    elif name == "white noise":
+        x = nrng.uniform(-1, 1, n)
+    elif name in ("a major chord", "a minor chord"):
+        root = rng.uniform(196, 392)
+        third = 2 ** ((4 if name == "a major chord" else 3) / 12)
+        x = sum(_tone(root * r, n, rng) for r in (1.0, third, 2 ** (7 / 12))) / 2
+    elif name == "a bell":  # inharmonic partials, struck once or twice, ringing out
+        f = rng.uniform(500, 900)
+        t = _t(n)
+        x = np.zeros(n)
+        for start in [0.0] + ([rng.uniform(0.8, 1.2)] if rng.random() < 0.5 else []):
+            i = int(start * SAMPLE_RATE)
+            env = np.exp(-t[: n - i] / 0.6)
+            x[i:] += sum(np.sin(2 * np.pi * f * r * t[: n - i]) * a for r, a in ((1, 1), (2.76, 0.5), (5.4, 0.25))) * env
+    elif name == "birdsong":  # quick, high, chirps that sweep up
+        x = np.zeros(n)
+        start = rng.uniform(0, 0.2)
+        while start < n / SAMPLE_RATE - 0.1:
+            length = int(rng.uniform(0.05, 0.12) * SAMPLE_RATE)
+            i = int(start * SAMPLE_RATE)
+            length = min(length, n - i)
+            f0 = rng.uniform(2500, 3500)
+            sweep = f0 * np.linspace(1, rng.uniform(1.2, 1.5), length)
+            x[i:i + length] += _tone(sweep, length, rng, harmonics=1) * np.hanning(length)
+            start += rng.uniform(0.12, 0.35)
+    else:
+        raise ValueError(f"unknown sound {name!r}; known: {', '.join(SOUNDS)}")
+    fade = np.minimum(1, np.minimum(np.arange(n), np.arange(n)[::-1]) / (0.01 * SAMPLE_RATE))
+    return x * fade / max(np.abs(x).max(), 1e-6)
+
+
+@dataclass
+class SoundScene:
+    sounds: tuple[str, ...]  # one or two names from SOUNDS
+    joiner: str = "and"  # how two sounds are named: "X and Y" or "X with Y"
+
+    def caption(self) -> str:
+        return f" {self.joiner} ".join(self.sounds)
+
+
+def random_scene(rng: random.Random, mix: float = 0.3) -> SoundScene:
+    if rng.random() < mix:
+        return SoundScene((rng.choice(PITCHED), rng.choice(BACKGROUND)), rng.choice(("and", "with")))
+    return SoundScene((rng.choice(SOUNDS),))
+
+
+def render(scene: SoundScene, rng: random.Random, n: int = int(SAMPLE_RATE * DURATION_S)) -> np.ndarray:
+    """The clip (float32, peak 0.5 to 0.8): each sound at a random level, the second quieter."""
+    x = sum(synth(name, rng, n) * (rng.uniform(0.7, 1.0) if k == 0 else rng.uniform(0.3, 0.6))
+            for k, name in enumerate(scene.sounds))
+    return (x / np.abs(x).max() * rng.uniform(0.5, 0.8)).astype(np.float32)
+
+
+def sample(rng: random.Random) -> tuple[np.ndarray, SoundScene]:
+    scene = random_scene(rng)
+    return render(scene, rng), scene
+
+
+# -- measuring: what a listener would notice, in numbers -----------------------------------------
+def _spectrogram(audio: np.ndarray, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
+    """Power spectrogram (frames, n_fft // 2 + 1)."""
+    audio = np.pad(np.asarray(audio, np.float64), (n_fft // 2, n_fft // 2))
+    frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[::hop] * np.hanning(n_fft)
+    return np.abs(np.fft.rfft(frames, axis=-1)) ** 2
+
+
+def measure(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict:
+    """Spectral centroid (Hz), flatness (0 tone .. 1 white noise), pitch trend (octaves from the
+    first to the last third, of the strongest frequency per frame) and onset count."""
+    spec = _spectrogram(audio)
+    freqs = np.fft.rfftfreq(1024, 1 / sample_rate)
+    loud = spec.sum(1) > 1e-3 * spec.sum(1).max()  # frames that are not silence
+    s = spec[loud] if loud.any() else spec
+    centroid = float((s * freqs).sum() / max(s.sum(), 1e-12))
+    flatness = float(np.mean(np.exp(np.mean(np.log(s + 1e-12), 1)) / (np.mean(s, 1) + 1e-12)))
+    peak = freqs[np.argmax(spec[:, 2:], axis=1) + 2]  # the strongest frequency per frame (above DC)
+    third = max(len(peak) // 3, 1)
+    trend = float(np.log2(np.median(peak[-third:]) / np.median(peak[:third])))
+    # Onsets: frames where the log energy jumps by more than 6 dB over the previous frames' minimum.
+    energy = 10 * np.log10(spec.sum(1) + 1e-10)
+    onsets, last = 0, -10
+    for i in range(2, len(energy)):
+        if energy[i] - min(energy[i - 2:i]) > 6 and i - last > 3:
+            onsets, last = onsets + 1, i
+    return {"centroid": centroid, "flatness": flatness, "trend": trend, "onsets": onsets}
+
+
+if __name__ == "__main__":
+    import sys
+    import wave
+    from pathlib import Path
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/sounds")
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    for name in SOUNDS:
+        x = render(SoundScene((name,)), rng)
+        print(f"{name:18s}", {k: round(v, 3) for k, v in measure(x).items()})
+        with wave.open(str(out / (name.replace(" ", "_") + ".wav")), "wb") as w:
+            w.setnchannels(1), w.setsampwidth(2), w.setframerate(SAMPLE_RATE)
+            w.writeframes((x * 32767).astype("<i2").tobytes())
