@@ -1,10 +1,12 @@
 """Benchmarks, reported as ratios measured in one run (machines here are noisy):
 
-1. our image pipeline (step stream, previews off / on) vs the raw diffusers call, same model and settings;
+1. our image and audio pipelines (step stream, previews off / on) vs the raw diffusers call, same bundled
+   model and settings; the raw seconds are the bundled models' inference times (25 steps, 64x64 image;
+   25 steps, 2-second clip with the Griffin-Lim vocoder);
 2. our LLM stream vs raw `model.generate`, and tokens/s, on the bundled SmolLM2;
 3. seconds from `python app.py` to the UI answering HTTP.
 
-    python bench/bench.py [--repeats 5] [--skip-llm] [--skip-startup]
+    python bench/bench.py [--repeats 5] [--skip-audio] [--skip-llm] [--skip-startup]
 """
 
 import argparse
@@ -23,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pipelines.audio import AudioPipeline  # noqa: E402
 from pipelines.base import final  # noqa: E402
 from pipelines.image import ImagePipeline  # noqa: E402
 from pipelines.registry import MODELS, get_spec, missing_message  # noqa: E402
@@ -59,6 +62,25 @@ def bench_image(repeats: int) -> dict:
 
     t = interleaved({"raw": raw, "ours_previews_off": stream(False), "ours_previews_on": stream(True)}, repeats)
     return {"model": spec.model_id, "settings": "25 steps, 64x64, CFG 4", "seconds": t,
+            "ratio_previews_off": t["ours_previews_off"] / t["raw"], "ratio_previews_on": t["ours_previews_on"] / t["raw"]}
+
+
+def bench_audio(repeats: int) -> dict:
+    spec = get_spec("audio", "bundled")
+    if missing_message("audio", spec):
+        return {"skipped": "the bundled audio model is missing (training/train_audio.py)"}
+    ours = AudioPipeline(spec, device="cpu")
+    pipe = ours.pipe
+    kw = dict(prompt="a fast drum beat and a rising siren", num_inference_steps=25, guidance_scale=3.0)
+
+    def raw():
+        pipe(**kw, audio_length_in_s=2.0, generator=torch.Generator().manual_seed(0))
+
+    def stream(preview):
+        return lambda: final(ours.stream(**kw, duration_s=2.0, seed=0, preview=preview))
+
+    t = interleaved({"raw": raw, "ours_previews_off": stream(False), "ours_previews_on": stream(True)}, repeats)
+    return {"model": spec.model_id, "settings": "25 steps, 2 s clip, CFG 3, Griffin-Lim 32 iterations", "seconds": t,
             "ratio_previews_off": t["ours_previews_off"] / t["raw"], "ratio_previews_on": t["ours_previews_on"] / t["raw"]}
 
 
@@ -113,11 +135,14 @@ def bench_startup() -> dict:
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--skip-audio", action="store_true")
     p.add_argument("--skip-llm", action="store_true")
     p.add_argument("--skip-startup", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     results = {"torch_threads": torch.get_num_threads(), "image": bench_image(args.repeats)}
+    if not args.skip_audio:
+        results["audio"] = bench_audio(args.repeats)
     if not args.skip_llm:
         results["llm"] = bench_llm(args.repeats)
     if not args.skip_startup:

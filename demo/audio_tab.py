@@ -8,12 +8,13 @@ import gradio as gr
 from demo.ui import RANDOM_SEED_JS, Slider, evenly, guarded, missing_box, model_line, progress_html, seed_input, vocabulary_note
 from pipelines.base import Step
 
-EXAMPLES = [
-    ["a high tone", ""],
+EXAMPLES = [  # all within the bundled model's vocabulary; Hub models understand them too
     ["a rising siren", ""],
     ["a fast drum beat", ""],
-    ["rain", ""],
-    ["a major chord", ""],
+    ["a low tone and rain", ""],
+    ["a major chord with a slow drum beat", ""],
+    ["birdsong", ""],
+    ["a bell", "white noise"],
 ]
 
 

@@ -161,11 +161,13 @@ def measure(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict:
     peak = freqs[np.argmax(spec[:, 2:], axis=1) + 2]  # the strongest frequency per frame (above DC)
     third = max(len(peak) // 3, 1)
     trend = float(np.log2(np.median(peak[-third:]) / np.median(peak[:third])))
-    # Onsets: frames where the log energy jumps by more than 6 dB over the previous frames' minimum.
+    # Onsets: the level jumps by 10 dB or more within two frames (32 ms) to within 12 dB of the loudest
+    # frame, at most one per 64 ms. The "loud" condition ignores wobble in near-silence.
     energy = 10 * np.log10(spec.sum(1) + 1e-10)
+    loud_level = energy.max() - 12
     onsets, last = 0, -10
     for i in range(2, len(energy)):
-        if energy[i] - min(energy[i - 2:i]) > 6 and i - last > 3:
+        if energy[i] >= loud_level and energy[i] - min(energy[i - 2:i]) >= 10 and i - last >= 4:
             onsets, last = onsets + 1, i
     return {"centroid": centroid, "flatness": flatness, "trend": trend, "onsets": onsets}
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pipelines.audio import GriffinLimVocoder, MelDiffusionPipeline  # noqa: E402
 from sounds import VOCABULARY, sample  # noqa: E402
 from tokenizer import build_tokenizer  # noqa: E402
-from train_image import cosine_lr, log, make_text_encoder  # noqa: E402
+from train_image import cosine_lr, log, make_text_encoder, update  # noqa: E402
 
 FRAMES = 128  # frames of the training crops (2.048 s at hop 256)
 
@@ -112,15 +112,7 @@ def main():
         t = torch.randint(0, 1000, (len(x0),))
         pred = unet(noise_scheduler.add_noise(x0, noise, t), t, text_encoder(ids)[0]).sample
         loss = F.mse_loss(pred, noise_scheduler.get_velocity(x0, noise, t))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        decay = min(0.999, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for ema, live in ((ema_unet, unet), (ema_text, text_encoder)):
-                for pe, pl in zip(ema.parameters(), live.parameters()):
-                    pe.lerp_(pl, 1 - decay)
+        update(opt, params, loss, ((ema_unet, unet), (ema_text, text_encoder)), step)
         if args.snapshot_every and step and step % args.snapshot_every == 0:  # to listen to while it trains
             save_pipeline(args.out + "-snapshot", tokenizer, ema_text, ema_unet, noise_scheduler, vocoder)
             Path(args.out + "-snapshot", "training_info.json").write_text(json.dumps({"vocabulary": VOCABULARY}))

@@ -83,6 +83,19 @@ def make_unet() -> UNet2DConditionModel:
     )
 
 
+def update(opt, params, loss, emas, step: int) -> None:
+    """One optimiser step (gradients clipped to norm 1), then move each EMA copy toward its live model."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    decay = min(0.999, (1 + step) / (10 + step))  # short memory at first, 0.999 once warmed up
+    with torch.no_grad():
+        for ema, live in emas:
+            for pe, pl in zip(ema.parameters(), live.parameters()):
+                pe.lerp_(pl, 1 - decay)
+
+
 def cosine_lr(step: int, total: int, base: float, warmup: int = 100) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -238,15 +251,7 @@ def main():
         pred = unet(xt, t, text_encoder(ids)[0]).sample
         w = weights[idx]
         loss = ((pred - target) ** 2 * w).sum() / (w.sum() * pred.shape[1])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        decay = min(0.999, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for ema, live in ((ema_unet, unet), (ema_text, text_encoder)):
-                for pe, pl in zip(ema.parameters(), live.parameters()):
-                    pe.lerp_(pl, 1 - decay)
+        update(opt, params, loss, ((ema_unet, unet), (ema_text, text_encoder)), step)
         if args.snapshot_every and step and step % args.snapshot_every == 0:  # to look at while it trains
             save_pipeline(args.out + "-snapshot", vae, ema_text, tokenizer, ema_unet, noise_scheduler)
         if step % 50 == 0 or step == args.unet_steps - 1:
