@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipelines.audio import AudioPipeline  # noqa: E402
-from pipelines.base import final  # noqa: E402
+from pipelines.base import THREADS_PER_REQUEST, final  # noqa: E402
 from pipelines.image import ImagePipeline  # noqa: E402
 from pipelines.registry import MODELS, get_spec, missing_message  # noqa: E402
 from pipelines.text import TextPipeline  # noqa: E402
@@ -139,7 +139,9 @@ def main():
     p.add_argument("--skip-llm", action="store_true")
     p.add_argument("--skip-startup", action="store_true")
     args = p.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    # The raw calls run on this thread with the threads our request workers use (pipelines.base), so
+    # the ratios compare like for like; bench/thread_teams.py shows why that is one thread on a CPU.
+    torch.set_num_threads(THREADS_PER_REQUEST)
     results = {"torch_threads": torch.get_num_threads(), "image": bench_image(args.repeats)}
     if not args.skip_audio:
         results["audio"] = bench_audio(args.repeats)

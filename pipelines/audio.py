@@ -217,7 +217,7 @@ class AudioPipeline(DiffusionModel):
             audio = np.asarray(output.audios[0], dtype=np.float32).reshape(-1)
             return AudioOutput(sample_rate=sample_rate(pipe), audio=audio, seed=int(seed), seconds=timer(), steps=steps)
 
-        return stream_steps(work, self.lock)
+        return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
     @staticmethod
     @torch.no_grad()

@@ -15,6 +15,7 @@ next step: the model runs in a worker thread that asks ``emit(step)`` before goi
 """
 
 import math
+import os
 import queue
 import threading
 import time
@@ -75,13 +76,22 @@ class Cancelled(Exception):
 Emit = Callable[[Step], bool]  # hand a step to the consumer; False means "stop now"
 
 
-def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock) -> Iterator[Any]:
+# Intra-op CPU threads for each request's worker (env TORCH_THREADS). libgomp gives every thread that
+# runs torch ops its own OpenMP team, and idle teams spin: once two threads have used two-thread teams
+# on a 2-core machine, every call runs about 2x slower (bench/thread_teams.py measures it). One thread
+# per request costs the tiny bundled models little (LLM tokens/s unchanged) and lets two requests, or
+# both sides of Key differences, share the cores instead of fighting over them.
+THREADS_PER_REQUEST = int(os.environ.get("TORCH_THREADS", "1"))
+
+
+def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock, cpu: bool = True) -> Iterator[Any]:
     """Run ``work(emit)`` in a worker thread and yield each step it emits, then its return value.
 
     ``lock`` serialises requests to one model: diffusers schedulers and our own recorders keep
     per-call state on the pipeline object. Exceptions from ``work`` re-raise in the consumer.
     When the consumer stops early, ``emit`` starts returning False and we wait for the worker to
-    wind down, so the next request never overlaps a cancelled one.
+    wind down, so the next request never overlaps a cancelled one. ``cpu``: the work runs on the CPU,
+    so the worker uses THREADS_PER_REQUEST intra-op threads.
     """
     items: queue.Queue = queue.Queue()
     cancelled = threading.Event()
@@ -93,6 +103,10 @@ def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock) -> Iterator[
         return not cancelled.is_set()
 
     def worker() -> None:
+        if cpu and THREADS_PER_REQUEST > 0:
+            import torch  # here, so that the interface itself does not need torch
+
+            torch.set_num_threads(THREADS_PER_REQUEST)
         try:
             with lock:
                 if cancelled.is_set():  # the consumer left while we queued for the model

@@ -76,7 +76,7 @@ class ImagePipeline(DiffusionModel):
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
             return ImageOutput(image=output.images[0], seed=int(seed), seconds=timer(), steps=steps)
 
-        return stream_steps(work, self.lock)
+        return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
     @staticmethod
     @torch.no_grad()

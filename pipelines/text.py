@@ -212,7 +212,7 @@ class TextPipeline:
             text = self.tokenizer.decode(steps.ids, skip_special_tokens=True).strip()
             return TextOutput(text=text, seconds=timer(), steps=steps.steps, finish_reason=reason)
 
-        return stream_steps(work, self.lock)
+        return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
     # -- understanding ---------------------------------------------------------------------------
     def _continuation_logprob(self, prefix: torch.Tensor, continuations: list[str]) -> torch.Tensor:

@@ -80,7 +80,7 @@ class VideoPipeline(DiffusionModel):
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
             return VideoOutput(frames=list(output.frames[0]), fps=FPS, seed=int(seed), seconds=timer(), steps=steps)
 
-        return stream_steps(work, self.lock)
+        return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
     @staticmethod
     @torch.no_grad()
