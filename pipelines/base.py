@@ -73,7 +73,7 @@ class Cancelled(Exception):
     """Raised inside a model's loop (e.g. from a legacy diffusers `callback`) when the consumer stopped."""
 
 
-Emit = Callable[[Step], bool]  # hand a step to the consumer; False means "stop now"
+Emit = Callable[[Step | None], bool]  # hand a step to the consumer (None: just ask); False means "stop now"
 
 
 # Intra-op CPU threads for each request's worker (env TORCH_THREADS). libgomp gives every thread that
@@ -97,8 +97,8 @@ def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock, cpu: bool = 
     cancelled = threading.Event()
     done = object()
 
-    def emit(step: Step) -> bool:
-        if not cancelled.is_set():
+    def emit(step: Step | None) -> bool:
+        if step is not None and not cancelled.is_set():
             items.put(step)
         return not cancelled.is_set()
 
