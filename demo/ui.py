@@ -82,27 +82,35 @@ RANDOM_SEED_JS = "(seed, randomize) => randomize ? Math.floor(Math.random() * 42
 class _NamesField:
     """Mixin: Gradio's own range check says only "Value 9 is greater than maximum value 2."; this
     re-raises it naming the API parameter (e.g. `temperature`) and its label, so API and UI users
-    both know which field to fix."""
+    both know which field to fix. No __init__ here: Gradio builds the component's browser config
+    from the signature of __init__, which must stay gr.Slider's / gr.Number's own."""
 
-    def __init__(self, *args, field: str, **kwargs):
-        self._field = field  # underscore: kept out of the component config sent to the browser
-        super().__init__(*args, **kwargs)
+    _field = ""  # the API parameter name, set by `named`
 
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
         except gr.Error as exc:
-            raise gr.Error(f"{self._field} ({self.label}): {exc.message}") from exc
+            raise gr.Error(f"{self._field or self.label} ({self.label}): {exc.message}") from exc
 
 
-class Slider(_NamesField, gr.Slider):
-    """gr.Slider whose out-of-range error names its field."""
+class _Slider(_NamesField, gr.Slider):
+    pass
 
 
-class Number(_NamesField, gr.Number):
-    """gr.Number whose out-of-range error names its field."""
+class _Number(_NamesField, gr.Number):
+    pass
 
 
-def seed_input() -> Number:
+def Slider(*args, field: str, **kwargs) -> gr.Slider:  # noqa: N802  (used like the class it makes)
+    """A gr.Slider whose out-of-range error names `field`, its API parameter."""
+    slider = _Slider(*args, **kwargs)
+    slider._field = field
+    return slider
+
+
+def seed_input() -> gr.Number:
     """The seed box every generating tab shows: an integer in [0, 2**32 - 1]."""
-    return Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1, field="seed")
+    number = _Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
+    number._field = "seed"
+    return number
