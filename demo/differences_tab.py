@@ -73,7 +73,7 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, info: dict | None = None) -> 
         with gr.Column():
             gr.Markdown("### Diffusion: the whole picture, refined every step")
             image = gr.Image(label="Predicted clean image at this step", format="png", height=256,
-                             elem_classes="pixelated", interactive=False, elem_id="compare-image")
+                             elem_classes=["pixelated", "enlarge"], interactive=False, elem_id="compare-image")
             diffusion_counter = gr.HTML(elem_id="compare-diffusion-counter")
         with gr.Column():
             gr.Markdown("### LLM: one token per step, left to right")

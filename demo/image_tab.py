@@ -42,7 +42,7 @@ def build(stream, info: dict, unknown_words=lambda prompt: []) -> None:
             if info.get("vocabulary"):
                 gr.Markdown(vocabulary_note(info))
         with gr.Column():
-            image = gr.Image(label="Image", format="png", height=320, elem_classes="pixelated", interactive=False,
+            image = gr.Image(label="Image", format="png", height=320, elem_classes=["pixelated", "enlarge"], interactive=False,
                              elem_id="image-output")
             progress = gr.HTML(progress_html(None), elem_id="image-progress")
             gallery = gr.Gallery(label="Denoising steps: the predicted clean image at each step", columns=8, height=140,

@@ -11,6 +11,8 @@ from pipelines.base import Step
 
 CSS = """
 .pixelated img, .pixelated video { image-rendering: pixelated; }
+/* tiny bundled outputs (64x64) fill their box, scaled up crisply, instead of a stamp in the middle */
+.enlarge img, .enlarge video { width: 100% !important; height: 100% !important; object-fit: contain; }
 .step-progress { font-family: ui-monospace, monospace; font-size: 0.9em; }
 .step-progress progress { width: 100%; height: 14px; }
 .missing-model { border-left: 4px solid #d97706; padding: 8px 12px; background: rgba(217,119,6,0.08); }

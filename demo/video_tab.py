@@ -38,7 +38,7 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: []) -> N
             if info.get("vocabulary"):
                 gr.Markdown(vocabulary_note(info))
         with gr.Column():
-            video = gr.Video(label="Clip", height=320, elem_classes="pixelated", interactive=False, autoplay=True, loop=True)
+            video = gr.Video(label="Clip", height=320, elem_classes=["pixelated", "enlarge"], interactive=False, autoplay=True, loop=True)
             progress = gr.HTML(progress_html(None))
             step_preview = gr.Image(label="Step preview: first / middle / last frame", format="png", height=120,
                                     elem_classes="pixelated", interactive=False)
