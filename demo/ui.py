@@ -87,7 +87,7 @@ class _NamesField:
     both know which field to fix. No __init__ here: Gradio builds the component's browser config
     from the signature of __init__, which must stay gr.Slider's / gr.Number's own."""
 
-    _field = ""  # the API parameter name, set by `named`
+    _field = ""  # the API parameter name, set by `Slider` / `seed_input`
 
     def preprocess(self, payload):
         try:

@@ -26,6 +26,19 @@ def page(bundled):
         browser.close()
 
 
+@pytest.fixture
+def image_model(bundled):
+    if bundled[1]["image"].missing:
+        pytest.skip("the bundled image model is not trained in this checkout")
+
+
+def run_in_tab(page, tab: str, prefix: str, prompt: str) -> None:
+    """Open `tab`, type `prompt` into #<prefix>-prompt and press #<prefix>-run."""
+    page.get_by_role("tab", name=tab).click()
+    page.locator(f"#{prefix}-prompt textarea").fill(prompt)
+    page.locator(f"#{prefix}-run").click()
+
+
 def test_every_tab_opens(page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for name in TABS:
@@ -37,9 +50,7 @@ def test_every_tab_opens(page):
 
 
 def test_generate_text_in_the_browser(page):
-    page.get_by_role("tab", name="Text").click()
-    page.locator("#text-prompt textarea").fill("Name three colours.")
-    page.locator("#text-run").click()
+    run_in_tab(page, "Text", "text", "Name three colours.")
     output = page.locator("#text-output textarea")
     page.wait_for_selector("#text-progress .step-progress:has-text('done')", timeout=300_000)
     assert "probability" in page.locator("#text-candidates").inner_text()
@@ -47,23 +58,15 @@ def test_generate_text_in_the_browser(page):
     assert output.input_value().strip()
 
 
-def test_generate_image_in_the_browser(page, bundled):
-    if bundled[1]["image"].missing:
-        pytest.skip("the bundled image model is not trained in this checkout")
-    page.get_by_role("tab", name="Image").click()
-    page.locator("#image-prompt textarea").fill("a large red circle in the center on a blue background")
-    page.locator("#image-run").click()
+def test_generate_image_in_the_browser(page, image_model):
+    run_in_tab(page, "Image", "image", "a large red circle in the center on a blue background")
     page.wait_for_selector("#image-progress .step-progress:has-text('done')", timeout=300_000)
     page.wait_for_selector("#image-output img", timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "ui-image.png"), full_page=True)
 
 
-def test_compare_runs_both_models_and_the_timeline_replays_a_step(page, bundled):
-    if bundled[1]["image"].missing:
-        pytest.skip("the bundled image model is not trained in this checkout")
-    page.get_by_role("tab", name="Key differences").click()
-    page.locator("#compare-prompt textarea").fill("a small yellow triangle at the top on a black background")
-    page.locator("#compare-run").click()
+def test_compare_runs_both_models_and_the_timeline_replays_a_step(page, image_model):
+    run_in_tab(page, "Key differences", "compare", "a small yellow triangle at the top on a black background")
     caption = page.locator("#compare-caption")
     page.wait_for_selector("#compare-caption :text('Step')", timeout=300_000)  # written when both models finish
     assert "forward passes" in page.locator("#compare-diffusion-counter").inner_text()
