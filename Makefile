@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q
 PORT ?= 7860
 PRESET ?= bundled
 
-.PHONY: run test install install-test bench train-image train-audio clean
+.PHONY: run test install install-test bench train-image train-audio train-video clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -38,6 +38,9 @@ train-image: install  # the bundled image model: a full run, then more UNet step
 
 train-audio: install
 	$(PY) training/train_audio.py
+
+train-video: install  # needs the bundled image model (models/tiny-shapes-image)
+	$(PY) training/train_video.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts bench/results

@@ -1,12 +1,12 @@
 """Benchmarks, reported as ratios measured in one run (machines here are noisy):
 
-1. our image and audio pipelines (step stream, previews off / on) vs the raw diffusers call, same bundled
-   model and settings; the raw seconds are the bundled models' inference times (25 steps, 64x64 image;
-   25 steps, 2-second clip with the Griffin-Lim vocoder);
+1. our image, audio and video pipelines (step stream, previews off / on) vs the raw diffusers call, same
+   bundled model and settings; the raw seconds are the bundled models' inference times (25 steps, 64x64
+   image; 25 steps, 2-second clip with the Griffin-Lim vocoder; 8 frames at 64x64, the registry's steps);
 2. our LLM stream vs raw `model.generate`, and tokens/s, on the bundled SmolLM2;
 3. seconds from `python app.py` to the UI answering HTTP.
 
-    python bench/bench.py [--repeats 5] [--skip-audio] [--skip-llm] [--skip-startup]
+    python bench/bench.py [--repeats 5] [--skip-audio] [--skip-video] [--skip-llm] [--skip-startup]
 """
 
 import argparse
@@ -30,6 +30,7 @@ from pipelines.base import THREADS_PER_REQUEST, final  # noqa: E402
 from pipelines.image import ImagePipeline  # noqa: E402
 from pipelines.registry import MODELS, get_spec, missing_message  # noqa: E402
 from pipelines.text import TextPipeline  # noqa: E402
+from pipelines.video import VideoPipeline  # noqa: E402
 
 
 def interleaved(fns: dict, repeats: int) -> dict:
@@ -81,6 +82,29 @@ def bench_audio(repeats: int) -> dict:
 
     t = interleaved({"raw": raw, "ours_previews_off": stream(False), "ours_previews_on": stream(True)}, repeats)
     return {"model": spec.model_id, "settings": "25 steps, 2 s clip, CFG 3, Griffin-Lim 32 iterations", "seconds": t,
+            "ratio_previews_off": t["ours_previews_off"] / t["raw"], "ratio_previews_on": t["ours_previews_on"] / t["raw"]}
+
+
+def bench_video(repeats: int) -> dict:
+    spec = get_spec("video", "bundled")
+    if missing_message("video", spec):
+        return {"skipped": "the bundled video model is missing (training/train_video.py)"}
+    ours = VideoPipeline(spec, device="cpu")
+    pipe = ours.pipe
+    d = spec.defaults
+    kw = dict(prompt="a red circle moving right on a blue background", num_frames=d["num_frames"],
+              num_inference_steps=d["num_inference_steps"], guidance_scale=d["guidance_scale"])
+
+    def raw():
+        pipe(**kw, width=d["width"], height=d["height"], generator=torch.Generator().manual_seed(0), output_type="pil")
+
+    def stream(preview):
+        return lambda: final(ours.stream(**kw, seed=0, preview=preview))
+
+    t = interleaved({"raw": raw, "ours_previews_off": stream(False), "ours_previews_on": stream(True)}, repeats)
+    return {"model": f"{spec.model_id} + {spec.motion_adapter}", "seconds": t,
+            "settings": f"{d['num_frames']} frames, {d['width']}x{d['height']}, {d['num_inference_steps']} steps, "
+                        f"CFG {d['guidance_scale']}",
             "ratio_previews_off": t["ours_previews_off"] / t["raw"], "ratio_previews_on": t["ours_previews_on"] / t["raw"]}
 
 
@@ -136,6 +160,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--skip-audio", action="store_true")
+    p.add_argument("--skip-video", action="store_true")
     p.add_argument("--skip-llm", action="store_true")
     p.add_argument("--skip-startup", action="store_true")
     args = p.parse_args()
@@ -145,6 +170,8 @@ def main():
     results = {"torch_threads": torch.get_num_threads(), "image": bench_image(args.repeats)}
     if not args.skip_audio:
         results["audio"] = bench_audio(args.repeats)
+    if not args.skip_video:
+        results["video"] = bench_video(args.repeats)
     if not args.skip_llm:
         results["llm"] = bench_llm(args.repeats)
     if not args.skip_startup:

@@ -97,7 +97,7 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, info: dict | None = None) -> 
                                           object_fit="contain")
         with gr.Column():
             gr.Markdown(TEMPERATURE_NOTE)
-            temperature_table = gr.Markdown()
+            temperature_table = gr.Markdown("*Press **Show the knobs**: the same prompt and seed at three temperatures.*")
 
     gr.Markdown("### The article's three differences\n" + table_markdown())
     for name, _, _, targets in DIFFERENCES:

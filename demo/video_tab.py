@@ -7,8 +7,9 @@ from pipelines.base import Step
 
 EXAMPLES = [
     ["a red circle moving right on a blue background", ""],
-    ["a yellow square moving up on a black background", ""],
+    ["a large yellow square moving up on a black background", ""],
     ["a green triangle moving left", ""],
+    ["a white circle growing on a purple background", ""],
 ]
 
 

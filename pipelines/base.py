@@ -156,8 +156,13 @@ class Timer:
         return time.perf_counter() - self.start
 
 
-def check_text(name: str, value: Any, max_chars: int) -> str:
-    """A non-empty string of at most `max_chars` characters, stripped; else a ValueError naming it."""
+def check_text(name: str, value: Any, max_chars: int, optional: bool = False) -> str:
+    """A non-empty string of at most `max_chars` characters, stripped; else a ValueError naming it.
+
+    `optional`: None or blank is fine too (a negative prompt), and comes back as "".
+    """
+    if optional and (value is None or (isinstance(value, str) and not value.strip())):
+        return ""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"`{name}` must be a non-empty text; got {value!r}.")
     if len(value) > max_chars:

@@ -116,9 +116,10 @@ def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | 
             step.preview = decode(x0)
         going[0] = emit(step) and going[0]
 
-    threads = (THREADS_PER_REQUEST,) if THREADS_PER_REQUEST > 0 else (torch.get_num_threads(),)
     shown = []  # futures, checked at the end so that a failed decode raises here
-    previewer = ThreadPoolExecutor(1, thread_name_prefix="preview", initializer=torch.set_num_threads, initargs=threads)
+    on_cpu = getattr(pipe, "device", torch.device("cpu")).type == "cpu"  # threads as stream_steps sets them
+    threads = THREADS_PER_REQUEST if on_cpu and THREADS_PER_REQUEST > 0 else torch.get_num_threads()
+    previewer = ThreadPoolExecutor(1, thread_name_prefix="preview", initializer=torch.set_num_threads, initargs=(threads,))
     with recording_x0(pipe.scheduler) as record, previewer:
 
         def on_step(index: int, timestep) -> bool:

@@ -42,8 +42,7 @@ class ImagePipeline(DiffusionModel):
 
     def check_inputs(self, prompt, negative_prompt, num_inference_steps, guidance_scale, seed, width, height) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
-        if negative_prompt is not None and len(negative_prompt) > MAX_PROMPT_CHARS:
-            raise ValueError(f"`negative_prompt` is {len(negative_prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        check_text("negative_prompt", negative_prompt, MAX_PROMPT_CHARS, optional=True)
         check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps", (1, 100)), integer=True)
         check_range("guidance_scale", guidance_scale, 0.0, 20.0)
         check_seed(seed)

@@ -32,6 +32,8 @@ class VideoPipeline(DiffusionModel):
         else:
             adapter = MotionAdapter.from_pretrained(adapter_id, dtype=self.dtype)
         pipe = AnimateDiffPipeline.from_pretrained(path, motion_adapter=adapter, dtype=self.dtype)
+        if os.path.isdir(adapter_id):
+            load_extras(pipe, adapter_id)
         if "lightning" in adapter_id.lower():  # the few-step adapter expects these sampler settings
             from diffusers import EulerDiscreteScheduler
 
@@ -51,8 +53,7 @@ class VideoPipeline(DiffusionModel):
 
     def check_inputs(self, prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, seed) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
-        if negative_prompt is not None and len(negative_prompt) > MAX_PROMPT_CHARS:
-            raise ValueError(f"`negative_prompt` is {len(negative_prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        check_text("negative_prompt", negative_prompt, MAX_PROMPT_CHARS, optional=True)
         check_range("num_frames", num_frames, *self.limit("num_frames", (4, 32)), integer=True)
         check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps", (1, 100)), integer=True)
         check_range("guidance_scale", guidance_scale, 0.0, 20.0)
@@ -94,6 +95,26 @@ class VideoPipeline(DiffusionModel):
         strip = torch.cat(list(images), dim=-1)[None]  # side by side
         return pipe.video_processor.postprocess(strip, output_type="pil")[0] if hasattr(pipe, "video_processor") \
             else Image.fromarray(((strip[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).byte().numpy())
+
+
+def load_extras(pipe, folder: str) -> None:
+    """What a motion folder may carry beside its MotionAdapter (the bundled one has both):
+
+    - `pytorch_lora_weights.safetensors`: a LoRA for the image UNet trained with the adapter, fused
+      into the weights (so inference costs nothing extra);
+    - `words.safetensors`: textual-inversion embeddings, one per new word ({word: 1 x dim}), for
+      words the image model's tokenizer lacks ("moving", "up", ...).
+    """
+    from safetensors.torch import load_file
+
+    if os.path.exists(os.path.join(folder, "pytorch_lora_weights.safetensors")):
+        pipe.load_lora_weights(folder, weight_name="pytorch_lora_weights.safetensors", adapter_name="motion")
+        pipe.fuse_lora(components=["unet"])
+        pipe.unload_lora_weights()  # keeps the fused weights, drops the LoRA layers
+    words_file = os.path.join(folder, "words.safetensors")
+    if os.path.exists(words_file):
+        words = load_file(words_file)
+        pipe.load_textual_inversion([{w: e.to(pipe.text_encoder.dtype)} for w, e in words.items()], token=list(words))
 
 
 def write_mp4(frames: list, fps: int, path: str | None = None, min_side: int = 256) -> str:

@@ -1,0 +1,49 @@
+"""The video training script runs end to end on a tiny image model, and what it saves loads through the
+app's AnimateDiff code path: the MotionAdapter, the LoRA (fused into the UNet) and the new words."""
+
+import json
+import subprocess
+import sys
+
+import torch
+from conftest import ROOT
+from safetensors.torch import load_file
+
+from pipelines.base import final
+from pipelines.registry import ModelSpec
+from pipelines.video import VideoPipeline
+
+
+def test_train_video_saves_what_the_video_pipeline_loads(tiny_sd, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    out = tmp_path / "motion"
+    subprocess.run([sys.executable, str(ROOT / "training" / "train_video.py"), "--image-model", tiny_sd, "--out", str(out),
+                    "--num-clips", "4", "--steps", "3", "--batch-size", "2", "--lr", "1e-2", "--threads", "1"],
+                   check=True, capture_output=True, timeout=600)
+    assert {"config.json", "diffusion_pytorch_model.safetensors", "pytorch_lora_weights.safetensors",
+            "words.safetensors", "training_info.json"} <= {p.name for p in out.iterdir()}
+    assert json.loads((out / "training_info.json").read_text())["steps"] == 3
+    # The temporal layers trained: their output projections start at zero (identity blocks) and moved.
+    adapter = load_file(out / "diffusion_pytorch_model.safetensors")
+    proj_out = [v for k, v in adapter.items() if k.endswith("proj_out.weight")]
+    assert proj_out and all(v.abs().max() > 0 for v in proj_out)
+
+    video = VideoPipeline(ModelSpec(tiny_sd, "test", {"width": 32, "height": 32}, {"num_frames": (2, 8)},
+                                    motion_adapter=str(out)), device="cpu")
+    pipe = video.pipe
+    # The new words are single tokens that carry their trained embeddings.
+    tokens = pipe.tokenizer.convert_ids_to_tokens(pipe.tokenizer("a red circle moving up").input_ids)
+    assert tokens[4:6] == ["moving", "up"], tokens
+    table = pipe.text_encoder.get_input_embeddings().weight
+    for word, embedding in load_file(out / "words.safetensors").items():
+        torch.testing.assert_close(table[pipe.tokenizer.convert_tokens_to_ids(word)], embedding[0].float())
+    # The LoRA is fused into the spatial cross-attention, and no LoRA layers are left to slow inference.
+    base = UNet2DConditionModel.from_pretrained(tiny_sd, subfolder="unet")
+    fused = pipe.unet.down_blocks[1].attentions[0].transformer_blocks[0].attn2.to_k.weight
+    assert not torch.equal(fused, base.down_blocks[1].attentions[0].transformer_blocks[0].attn2.to_k.weight)
+    assert not any("lora" in name for name, _ in pipe.unet.named_modules())
+    assert {"moving", "up", "growing"} <= set(video.vocabulary)
+
+    clip = final(video.stream("a red circle moving up", num_frames=4, num_inference_steps=2, guidance_scale=2.0, seed=0))
+    assert len(clip.frames) == 4 and clip.frames[0].size == (32, 32)
