@@ -46,6 +46,13 @@ def interleaved(fns: dict, repeats: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def raw_vs_ours(raw, stream, repeats: int) -> dict:
+    """Seconds of the raw call and of our stream with previews off / on, and our time over the raw one."""
+    t = interleaved({"raw": raw, "ours_previews_off": stream(False), "ours_previews_on": stream(True)}, repeats)
+    return {"seconds": t, "ratio_previews_off": t["ours_previews_off"] / t["raw"],
+            "ratio_previews_on": t["ours_previews_on"] / t["raw"]}
+
+
 def bench_image(repeats: int) -> dict:
     spec = get_spec("image", "bundled")
     if missing_message("image", spec):
@@ -61,9 +68,7 @@ def bench_image(repeats: int) -> dict:
     def stream(preview):
         return lambda: final(ours.stream(**kw, seed=0, preview=preview))
 
-    t = interleaved({"raw": raw, "ours_previews_off": stream(False), "ours_previews_on": stream(True)}, repeats)
-    return {"model": spec.model_id, "settings": "25 steps, 64x64, CFG 4", "seconds": t,
-            "ratio_previews_off": t["ours_previews_off"] / t["raw"], "ratio_previews_on": t["ours_previews_on"] / t["raw"]}
+    return {"model": spec.model_id, "settings": "25 steps, 64x64, CFG 4", **raw_vs_ours(raw, stream, repeats)}
 
 
 def bench_audio(repeats: int) -> dict:
@@ -80,9 +85,8 @@ def bench_audio(repeats: int) -> dict:
     def stream(preview):
         return lambda: final(ours.stream(**kw, duration_s=2.0, seed=0, preview=preview))
 
-    t = interleaved({"raw": raw, "ours_previews_off": stream(False), "ours_previews_on": stream(True)}, repeats)
-    return {"model": spec.model_id, "settings": "25 steps, 2 s clip, CFG 3, Griffin-Lim 32 iterations", "seconds": t,
-            "ratio_previews_off": t["ours_previews_off"] / t["raw"], "ratio_previews_on": t["ours_previews_on"] / t["raw"]}
+    return {"model": spec.model_id, "settings": "25 steps, 2 s clip, CFG 3, Griffin-Lim 32 iterations",
+            **raw_vs_ours(raw, stream, repeats)}
 
 
 def bench_video(repeats: int) -> dict:
@@ -101,11 +105,9 @@ def bench_video(repeats: int) -> dict:
     def stream(preview):
         return lambda: final(ours.stream(**kw, seed=0, preview=preview))
 
-    t = interleaved({"raw": raw, "ours_previews_off": stream(False), "ours_previews_on": stream(True)}, repeats)
-    return {"model": f"{spec.model_id} + {spec.motion_adapter}", "seconds": t,
+    return {"model": f"{spec.model_id} + {spec.motion_adapter}",
             "settings": f"{d['num_frames']} frames, {d['width']}x{d['height']}, {d['num_inference_steps']} steps, "
-                        f"CFG {d['guidance_scale']}",
-            "ratio_previews_off": t["ours_previews_off"] / t["raw"], "ratio_previews_on": t["ours_previews_on"] / t["raw"]}
+                        f"CFG {d['guidance_scale']}", **raw_vs_ours(raw, stream, repeats)}
 
 
 def bench_llm(repeats: int, tokens: int = 64) -> dict:

@@ -84,15 +84,19 @@ def make_unet() -> UNet2DConditionModel:
 
 
 def update(opt, params, loss, emas, step: int) -> None:
-    """One optimiser step (gradients clipped to norm 1), then move each EMA copy toward its live model."""
+    """One optimiser step (gradients clipped to norm 1), then move each EMA copy toward its live model.
+
+    `emas`: (ema, live) pairs, each a module or a list of tensors.
+    """
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
     decay = min(0.999, (1 + step) / (10 + step))  # short memory at first, 0.999 once warmed up
+    tensors = lambda m: m.parameters() if isinstance(m, torch.nn.Module) else m  # noqa: E731
     with torch.no_grad():
         for ema, live in emas:
-            for pe, pl in zip(ema.parameters(), live.parameters()):
+            for pe, pl in zip(tensors(ema), tensors(live)):
                 pe.lerp_(pl, 1 - decay)
 
 

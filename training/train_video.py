@@ -37,7 +37,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).parent))
 from clips import MOTIONS, NEW_WORDS, NUM_FRAMES, sample  # noqa: E402
 from shapes import COLOURS, VOCABULARY  # noqa: E402
-from train_image import cosine_lr, log  # noqa: E402
+from train_image import cosine_lr, log, update  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LORA_TARGETS = r".*attentions\.\d+\.transformer_blocks\.\d+\.attn2\.(to_q|to_k|to_v|to_out\.0)"  # spatial cross-attention only
@@ -79,8 +79,7 @@ def save(out: Path, unet: UNetMotionModel, text_encoder, tokenizer, new_ids: lis
     out.mkdir(parents=True, exist_ok=True)
     motion = {k: v for k, v in unet.state_dict().items() if "motion_modules" in k}
     adapter = make_adapter(unet)
-    missing = adapter.load_state_dict({k: v for k, v in motion.items()}, strict=False)
-    assert not missing.unexpected_keys and not missing.missing_keys, missing
+    adapter.load_state_dict(motion)  # strict: the adapter has exactly the UNet's motion modules
     adapter.to(torch.float16).save_pretrained(out, safe_serialization=True)
     lora = {k: v.to(torch.float16) for k, v in convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)).items()}
     AnimateDiffPipeline.save_lora_weights(out, unet_lora_layers=lora, safe_serialization=True)
@@ -118,6 +117,7 @@ def main():
     table.requires_grad_(True)
     row_mask = torch.zeros(len(tokenizer), 1)
     row_mask[new_ids] = 1
+    table.register_hook(lambda grad: grad * row_mask)  # the image model's words stay as they are
 
     # 3. Data: render the clips once, encode every frame with the image model's VAE (scaled latents).
     log(f"rendering and encoding {args.num_clips} clips of {NUM_FRAMES} frames")
@@ -174,15 +174,7 @@ def main():
         pred = unet(xt, t, text).sample
         w = weights[idx].permute(0, 2, 1, 3, 4)
         loss = ((pred - target) ** 2 * w).sum() / (w.sum() * pred.shape[1])
-        loss.backward()
-        table.grad *= row_mask  # the image model's words stay as they are
-        torch.nn.utils.clip_grad_norm_(live, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        decay = min(0.999, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, pl in zip(ema, live):
-                pe.lerp_(pl, 1 - decay)
+        update(opt, live, loss, [(ema, live)], step)
         if step % 50 == 0 or step == args.steps - 1:
             log(f"step {step} loss {loss.item():.4f} elapsed {(time.time() - t0) / 60:.1f} min")
         if args.snapshot_every and step and step % args.snapshot_every == 0:
