@@ -22,10 +22,13 @@ def known_words(model_id: str) -> list[str] | None:
 
 
 def unknown_words(prompt: str, vocabulary: list[str] | None) -> list[str]:
-    """Words of `prompt` that a closed-vocabulary model has never seen (empty for open models)."""
+    """Words of `prompt` that a closed-vocabulary model has never seen (empty for open models).
+
+    Vocabulary entries may be phrases ("moving left": one token of the video model); their words count as known.
+    """
     if not vocabulary:
         return []
-    known = set(vocabulary)
+    known = {word for entry in vocabulary for word in entry.split()}
     return [w for w in dict.fromkeys(re.findall(r"[a-z]+", prompt.lower())) if w not in known]
 
 

@@ -3,6 +3,7 @@ SD-1.5 checkpoint with AnimateDiff-Lightning) or any diffusers text-to-video pip
 as a stream of denoising steps; each preview is a strip of predicted clean frames."""
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 
@@ -20,6 +21,7 @@ FPS = 8
 
 class VideoPipeline(DiffusionModel):
     task = "video"
+    frame_phrases: dict[str, int] = {}  # phrase -> frames it has one embedding each for (see frame_prompts)
 
     def load(self, path: str):
         from diffusers import AnimateDiffPipeline, DiffusionPipeline, MotionAdapter
@@ -33,7 +35,7 @@ class VideoPipeline(DiffusionModel):
             adapter = MotionAdapter.from_pretrained(adapter_id, dtype=self.dtype)
         pipe = AnimateDiffPipeline.from_pretrained(path, motion_adapter=adapter, dtype=self.dtype)
         if os.path.isdir(adapter_id):
-            load_extras(pipe, adapter_id)
+            self.frame_phrases = load_extras(pipe, adapter_id)
         if "lightning" in adapter_id.lower():  # the few-step adapter expects these sampler settings
             from diffusers import EulerDiscreteScheduler
 
@@ -77,6 +79,9 @@ class VideoPipeline(DiffusionModel):
                           width=d.get("width", 512), height=d.get("height", 512))
             if negative_prompt and negative_prompt.strip() and guidance_scale > 1:
                 kwargs["negative_prompt"] = negative_prompt.strip()
+            if self.frame_phrases:  # each frame its own prompt: diffusers' FreeNoise prompts, one window for all frames
+                pipe.enable_free_noise(context_length=int(num_frames), context_stride=int(num_frames), weighting_scheme="flat")
+                kwargs["prompt"] = frame_prompts(kwargs["prompt"], self.frame_phrases, int(num_frames))
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
             return VideoOutput(frames=list(output.frames[0]), fps=FPS, seed=int(seed), seconds=timer(), steps=steps)
@@ -97,13 +102,40 @@ class VideoPipeline(DiffusionModel):
             else Image.fromarray(((strip[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).byte().numpy())
 
 
-def load_extras(pipe, folder: str) -> None:
-    """What a motion folder may carry beside its MotionAdapter (the bundled one has both):
+def frame_prompts(prompt: str, frame_phrases: dict[str, int], num_frames: int) -> dict[int, str]:
+    """Per-frame prompts {frame index: prompt} for a model with per-frame phrase embeddings.
+
+    A phrase trained with K frame tokens ("moving left@0" ... "moving left@7") is replaced, in
+    keyframe k, by its k-th token; the K keyframes are spread evenly over `num_frames` frames, and
+    the pipeline interpolates the text embeddings of the frames between them. Without a phrase, the
+    prompt is the same for every frame.
+    """
+    text = " ".join(prompt.lower().split())
+    found = [p for p in frame_phrases if re.search(rf"\b{re.escape(p)}\b", text)]
+    if not found:
+        return {0: text}
+    tokens = min(frame_phrases[p] for p in found)
+    if num_frames >= tokens:  # (frame, token) pairs: each token at its place in the clip...
+        pairs = [(round(k * (num_frames - 1) / max(tokens - 1, 1)), k) for k in range(tokens)]
+    else:  # ...or, for a shorter clip, each frame the token nearest its place
+        pairs = [(f, round(f * (tokens - 1) / max(num_frames - 1, 1))) for f in range(num_frames)]
+    out = {}
+    for frame, k in pairs:
+        out[frame] = text
+        for p in found:
+            out[frame] = re.sub(rf"\b{re.escape(p)}\b", f"{p}@{k}", out[frame])
+    return out
+
+
+def load_extras(pipe, folder: str) -> dict[str, int]:
+    """Load what a motion folder may carry beside its MotionAdapter (the bundled one has both):
 
     - `pytorch_lora_weights.safetensors`: a LoRA for the image UNet trained with the adapter, fused
       into the weights (so inference costs nothing extra);
-    - `words.safetensors`: textual-inversion embeddings, one per new word ({word: 1 x dim}), for
-      words the image model's tokenizer lacks ("moving", "up", ...).
+    - `words.safetensors`: textual-inversion embeddings ({token: 1 x dim}) for tokens the image
+      model's tokenizer lacks. A token "<phrase>@<k>" is the phrase's embedding in frame k.
+
+    Returns {phrase: number of frame embeddings} for the phrases that have them (see frame_prompts).
     """
     from safetensors.torch import load_file
 
@@ -115,6 +147,9 @@ def load_extras(pipe, folder: str) -> None:
     if os.path.exists(words_file):
         words = load_file(words_file)
         pipe.load_textual_inversion([{w: e.to(pipe.text_encoder.dtype)} for w, e in words.items()], token=list(words))
+        phrases = [w.rsplit("@", 1)[0] for w in words if re.fullmatch(r".+@\d+", w)]
+        return {p: phrases.count(p) for p in dict.fromkeys(phrases)}
+    return {}
 
 
 def write_mp4(frames: list, fps: int, path: str | None = None, min_side: int = 256) -> str:

@@ -14,7 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots and other things to look at (git-ignored)
 
 WORDS = ["a", "an", "the", "red", "green", "blue", "circle", "square", "dog", "cat", "on", "background", "tone", "high", "low",
-         "moving", "left", "right", "beat", "drum", "fast", "slow"]
+         "moving", "left", "right", "top", "bottom", "small", "large", "beat", "drum", "fast", "slow"]
 
 
 def clip_parts(dim: int = 32):

@@ -8,7 +8,7 @@ from pipelines.base import AudioOutput, ImageOutput, Step, TextOutput, VideoOutp
 from pipelines.image import ImagePipeline
 from pipelines.registry import ModelSpec
 from pipelines.text import TextPipeline
-from pipelines.video import VideoPipeline, write_mp4
+from pipelines.video import VideoPipeline, frame_prompts, write_mp4
 
 SMALL = {"width": (32, 64, 16), "height": (32, 64, 16), "num_inference_steps": (1, 50)}
 
@@ -156,6 +156,18 @@ def test_animatediff_makes_frames_and_a_playable_mp4(tiny_animatediff, tmp_path)
 @pytest.fixture(scope="module")
 def llm(tiny_llm):
     return TextPipeline(ModelSpec(tiny_llm, "test", {"max_new_tokens": 8}), device="cpu")
+
+
+def test_frame_prompts_spread_a_phrase_s_frame_tokens_over_the_clip():
+    phrases = {"moving left": 8, "growing": 8}
+    assert frame_prompts("A red circle  Moving left", phrases, 8) == {k: f"a red circle moving left@{k}" for k in range(8)}
+    long = frame_prompts("a red circle moving left", phrases, 15)  # every other frame; the pipeline interpolates
+    assert long == {2 * k: f"a red circle moving left@{k}" for k in range(8)}
+    short = frame_prompts("a red circle moving left", phrases, 4)  # first and last token always kept
+    assert list(short) == [0, 1, 2, 3] and short[0].endswith("@0") and short[3].endswith("@7")
+    assert frame_prompts("a square growing on a red background", phrases, 8)[7] == "a square growing@7 on a red background"
+    assert frame_prompts("a red circle", phrases, 8) == {0: "a red circle"}
+    assert frame_prompts("a red circle moving leftwards", phrases, 8) == {0: "a red circle moving leftwards"}
 
 
 def test_llm_streams_one_token_per_step_with_top5(llm):

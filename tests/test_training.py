@@ -32,9 +32,10 @@ def test_train_video_saves_what_the_video_pipeline_loads(tiny_sd, tmp_path):
     video = VideoPipeline(ModelSpec(tiny_sd, "test", {"width": 32, "height": 32}, {"num_frames": (2, 8)},
                                     motion_adapter=str(out)), device="cpu")
     pipe = video.pipe
-    # The new words are single tokens that carry their trained embeddings.
-    tokens = pipe.tokenizer.convert_ids_to_tokens(pipe.tokenizer("a red circle moving up").input_ids)
-    assert tokens[4:6] == ["moving", "up"], tokens
+    # Each motion phrase has one token per frame, carrying its trained embedding.
+    tokens = pipe.tokenizer.convert_ids_to_tokens(pipe.tokenizer("a red circle moving up@2").input_ids)
+    assert tokens[4] == "moving up@2", tokens
+    assert video.frame_phrases["moving up"] == 8 and len(video.frame_phrases) == 6
     table = pipe.text_encoder.get_input_embeddings().weight
     for word, embedding in load_file(out / "words.safetensors").items():
         torch.testing.assert_close(table[pipe.tokenizer.convert_tokens_to_ids(word)], embedding[0].float())
@@ -43,7 +44,7 @@ def test_train_video_saves_what_the_video_pipeline_loads(tiny_sd, tmp_path):
     fused = pipe.unet.down_blocks[1].attentions[0].transformer_blocks[0].attn2.to_k.weight
     assert not torch.equal(fused, base.down_blocks[1].attentions[0].transformer_blocks[0].attn2.to_k.weight)
     assert not any("lora" in name for name, _ in pipe.unet.named_modules())
-    assert {"moving", "up", "growing"} <= set(video.vocabulary)
+    assert {"moving up", "growing"} <= set(video.vocabulary)
 
     clip = final(video.stream("a red circle moving up", num_frames=4, num_inference_steps=2, guidance_scale=2.0, seed=0))
     assert len(clip.frames) == 4 and clip.frames[0].size == (32, 32)

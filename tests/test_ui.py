@@ -18,3 +18,12 @@ def test_named_slider_keeps_its_browser_config_and_names_its_field():
         slider.preprocess(9.0)
     with pytest.raises(gr.Error, match="seed"):
         seed.preprocess(-1)
+
+
+def test_unknown_words_know_the_words_of_vocabulary_phrases():
+    from pipelines.image import unknown_words
+
+    vocabulary = ["a", "circle", "red", "left", "moving left", "growing"]
+    assert unknown_words("A red circle moving left", vocabulary) == []
+    assert unknown_words("a red circle zooming left, zooming", vocabulary) == ["zooming"]
+    assert unknown_words("anything at all", None) == []

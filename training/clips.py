@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from shapes import COLOURS, SHAPES, SIZE, SIZES, draw_shape, nearest_colour
 
 NUM_FRAMES = 8
-TRAVEL = 26  # pixels a moving shape's centre travels from the first frame to the last
+TRAVEL = 26  # pixels a moving shape's centre travels from the first frame to the last, across the middle
 MOTIONS = {  # caption phrase -> direction of travel (dx, dy), or None for a change of size
     "moving left": (-1, 0),
     "moving right": (1, 0),
@@ -28,8 +28,25 @@ MOTIONS = {  # caption phrase -> direction of travel (dx, dy), or None for a cha
     "shrinking": None,
 }
 GROW = (5.0, 19.0)  # half-extent at the start and end of "growing" (reversed for "shrinking")
-# Words the video model adds to the image model's vocabulary (learnt as new token embeddings).
-NEW_WORDS = sorted({w for phrase in MOTIONS for w in phrase.split()} - {"left", "right"})
+# What each motion phrase means in its first and last frame, in the image model's words: its frame
+# embeddings start as a blend of the two (frame k: k/7 of the way), and learn from there.
+FRAME_INIT = {"moving left": ("right", "left"), "moving right": ("left", "right"), "moving up": ("bottom", "top"),
+              "moving down": ("top", "bottom"), "growing": ("small", "large"), "shrinking": ("large", "small")}
+
+
+def frame_token(phrase: str, k: int) -> str:
+    """The token for motion `phrase` in frame `k`: each phrase has one learnt embedding per frame.
+
+    A frame's text then says what the phrase means at that moment of the clip ("moving left": on the
+    right in the first frame, in the middle halfway, on the left in the last), which the image
+    model's spatial layers already know how to draw; the "left" of "moving left" is not the image
+    model's "left" (a place).
+    The app's pipeline swaps these in frame by frame (`pipelines/video.py:frame_prompts`).
+    """
+    return f"{phrase}@{k}"
+
+
+FRAME_TOKENS = [frame_token(phrase, k) for phrase in MOTIONS for k in range(NUM_FRAMES)]
 
 
 @dataclass
@@ -39,6 +56,10 @@ class Clip:
     size: str  # ignored by "growing" / "shrinking"
     motion: str
     background: str
+
+    def frame_captions(self, caption: str) -> list[str]:
+        """`caption` once per frame, its motion phrase replaced by that frame's token (see `frame_token`)."""
+        return [caption.replace(self.motion, frame_token(self.motion, k)) for k in range(NUM_FRAMES)]
 
     def caption(self, rng: random.Random | None = None, drop: float = 0.0) -> str:
         """The caption; with `rng`, size, colour and background are each left out with probability `drop`."""

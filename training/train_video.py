@@ -1,6 +1,6 @@
 """Train the bundled video model (models/tiny-shapes-motion) on procedural moving shapes, on the CPU.
 
-    python training/train_video.py            # ~55 min on 2 cores; seeded and reproducible
+    python training/train_video.py            # ~46 min on 2 cores; seeded and reproducible
 
 It extends the bundled image model (models/tiny-shapes-image, left untouched) into an AnimateDiff
 model, the way AnimateDiff extends Stable Diffusion, and saves three standard diffusers files:
@@ -9,8 +9,13 @@ model, the way AnimateDiff extends Stable Diffusion, and saves three standard di
 2. a LoRA on the image UNet's cross-attention (`attn2`): the motion layers attend across frames
    only, never to the text, so "moving left" must reach them through the spatial layers, which
    the image model trained to read "left" as a place; loaded with `pipe.load_lora_weights`;
-3. textual-inversion embeddings for the words the image model lacks ("moving", "up", "down",
-   "growing", "shrinking"); loaded with `pipe.load_textual_inversion`.
+3. textual-inversion embeddings for the motion phrases ("moving left", "growing"...), one per
+   phrase *and frame*: frame k's text carries the token "moving left@k" (`clips.frame_token`), so
+   each frame's text says where the motion has got to, in terms the image model's spatial layers
+   already draw; loaded with `pipe.load_textual_inversion`; at sampling, `pipelines/video.py`
+   gives every frame its own prompt (diffusers' FreeNoise per-frame prompts, one context window).
+   (The motion layers never see the text, and with one embedding per phrase the direction never
+   got through: a first model moved its shapes, but the way their first frame's layout suggested.)
 The image model's own weights stay frozen. Loss: v-prediction on whole clips (one timestep per
 clip, 70% of them in the noisier half where the layout is decided; fresh noise per frame), the
 object's latent pixels weighted up, as for the image model.
@@ -35,7 +40,7 @@ from diffusers.utils import convert_state_dict_to_diffusers
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from clips import MOTIONS, NEW_WORDS, NUM_FRAMES, sample  # noqa: E402
+from clips import FRAME_INIT, FRAME_TOKENS, MOTIONS, NUM_FRAMES, frame_token, sample  # noqa: E402
 from shapes import COLOURS, VOCABULARY  # noqa: E402
 from train_image import cosine_lr, log, update  # noqa: E402
 
@@ -107,13 +112,21 @@ def main():
     for name, param in unet.named_parameters():  # ...and the motion modules train (add_adapter froze all but the LoRA)
         param.requires_grad_("motion_modules" in name or "lora_" in name)
 
-    # 2. New words: one token each, initialised from a word the model knows, only their rows train.
-    tokenizer.add_tokens(NEW_WORDS)
-    new_ids = tokenizer.convert_tokens_to_ids(NEW_WORDS)
+    # 2. New tokens, one per motion phrase and frame, initialised from the words for where (or how large) the shape
+    #    is at that frame (clips.FRAME_INIT: "moving right@k" is k/7 of the way from "left" to "right"); only
+    #    their rows train.
+    tokenizer.add_tokens(FRAME_TOKENS)
+    new_ids = tokenizer.convert_tokens_to_ids(FRAME_TOKENS)
     text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     table = text_encoder.get_input_embeddings().weight
     with torch.no_grad():
-        table[new_ids] = table[tokenizer.convert_tokens_to_ids("the</w>")].clone()
+        for phrase, (first, last) in FRAME_INIT.items():
+            ids = [tokenizer.convert_tokens_to_ids(f"{w}</w>") for w in (first, last)]
+            if tokenizer.unk_token_id in ids:
+                raise SystemExit(f"the image model's tokenizer lacks {first!r} or {last!r}")
+            a, b = table[ids[0]], table[ids[1]]
+            for k in range(NUM_FRAMES):
+                table[tokenizer.convert_tokens_to_ids(frame_token(phrase, k))] = torch.lerp(a, b, k / (NUM_FRAMES - 1))
     table.requires_grad_(True)
     row_mask = torch.zeros(len(tokenizer), 1)
     row_mask[new_ids] = 1
@@ -150,8 +163,10 @@ def main():
     live = motion_params + [table]
     caption_rng = random.Random(args.seed + 1)
 
-    def caption(clip) -> str:  # size/colour/background each left out with p=0.25; the whole caption with p=0.1 (CFG)
-        return "" if caption_rng.random() < 0.1 else clip.caption(caption_rng, drop=0.25)
+    def captions(clip) -> list[str]:  # one per frame; size/colour/background each left out with p=0.25,
+        if caption_rng.random() < 0.1:  # the whole caption with p=0.1 (for classifier-free guidance)
+            return [""] * NUM_FRAMES
+        return clip.frame_captions(clip.caption(caption_rng, drop=0.25))
 
     unet.train()
     for step in range(args.steps):
@@ -159,7 +174,7 @@ def main():
             g["lr"] = cosine_lr(step, args.steps, args.lr) * g.get("lr_scale", 1.0)
         idx = torch.randint(0, len(latents), (args.batch_size,))
         x0 = latents[idx].permute(0, 2, 1, 3, 4)  # B,C,F,H,W as AnimateDiff's UNet takes it
-        ids = tokenizer([caption(clips[i]) for i in idx.tolist()], padding="max_length",
+        ids = tokenizer([c for i in idx.tolist() for c in captions(clips[i])], padding="max_length",
                         max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
         noise = torch.randn_like(x0)
         # Where the object is, and so how it moves, is decided at high noise; the frozen image model already
@@ -170,7 +185,7 @@ def main():
                                 (int(high.sum()),))
         xt = noise_scheduler.add_noise(x0, noise, t)
         target = noise_scheduler.get_velocity(x0, noise, t)
-        text = text_encoder(ids)[0].repeat_interleave(NUM_FRAMES, 0)  # one copy per frame, as AnimateDiffPipeline passes it
+        text = text_encoder(ids)[0]  # B*F: each frame its own text
         pred = unet(xt, t, text).sample
         w = weights[idx].permute(0, 2, 1, 3, 4)
         loss = ((pred - target) ** 2 * w).sum() / (w.sum() * pred.shape[1])
@@ -185,7 +200,7 @@ def main():
             "num_frames": NUM_FRAMES, "lr": args.lr, "high_noise": args.high_noise, "lora_rank": args.lora_rank,
             "object_weight": args.object_weight,
             "image_model": os.path.relpath(args.image_model, ROOT), "minutes": round((time.time() - t0) / 60, 1),
-            "vocabulary": sorted(set(VOCABULARY) | set(NEW_WORDS)), "motions": list(MOTIONS)}
+            "vocabulary": sorted(set(VOCABULARY) | set(MOTIONS)), "motions": list(MOTIONS)}
     save_ema(Path(args.out), unet, text_encoder, tokenizer, new_ids, ema, live, info)
     log(f"saved {args.out} in {(time.time() - t0) / 60:.1f} min")
 
