@@ -21,10 +21,11 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: []) -> N
         gr.HTML(missing_box(info))
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a red circle moving right on a blue background")
+            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a red circle moving right on a blue background",
+                                elem_id="video-prompt")
             negative_prompt = gr.Textbox(label="Negative prompt", placeholder="what to steer away from (needs guidance > 1)")
             with gr.Row():
-                run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"))
+                run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"), elem_id="video-run")
                 stop = gr.Button("Stop")
             with gr.Accordion("Settings", open=False):
                 frames_lo, frames_hi = limits.get("num_frames", (4, 32))
@@ -39,11 +40,13 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: []) -> N
             if info.get("vocabulary"):
                 gr.Markdown(vocabulary_note(info))
         with gr.Column():
-            video = gr.Video(label="Clip", height=320, elem_classes=["pixelated", "enlarge"], interactive=False, autoplay=True, loop=True)
-            progress = gr.HTML(progress_html(None))
+            video = gr.Video(label="Clip", height=320, elem_classes=["pixelated", "enlarge"], interactive=False, autoplay=True, loop=True,
+                             elem_id="video-output")
+            progress = gr.HTML(progress_html(None), elem_id="video-progress")
             step_preview = gr.Image(label="Step preview: first / middle / last frame", format="png", height=120,
                                     elem_classes="pixelated", interactive=False)
-            frames = gr.Gallery(label="Frames", columns=8, height=140, elem_classes="pixelated", object_fit="contain")
+            frames = gr.Gallery(label="Frames", columns=8, height=140, elem_classes="pixelated", object_fit="contain",
+                                elem_id="video-frames")
 
     @guarded
     def video_fn(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, seed, show_previews=True):

@@ -1,5 +1,5 @@
-"""A real browser (Debian's Chromium, driven by Playwright): open the UI, visit every tab, generate text and an
-image, run a comparison and replay its timeline. Screenshots go to tests/artifacts/: look at them."""
+"""A real browser (Debian's Chromium, driven by Playwright): open the UI, visit every tab, generate text, an
+image and a clip, run a comparison and replay its timeline. Screenshots go to tests/artifacts/: look at them."""
 
 import shutil
 
@@ -63,6 +63,17 @@ def test_generate_image_in_the_browser(page, image_model):
     page.wait_for_selector("#image-progress .step-progress:has-text('done')", timeout=300_000)
     page.wait_for_selector("#image-output img", timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "ui-image.png"), full_page=True)
+
+
+def test_generate_video_in_the_browser(page, bundled):
+    if bundled[1]["video"].missing:
+        pytest.skip("the bundled video model is not in this checkout")
+    run_in_tab(page, "Video", "video", "a large white square moving right on a black background")
+    page.wait_for_selector("#video-progress .step-progress:has-text('done')", timeout=300_000)
+    page.wait_for_selector("#video-output video", timeout=30_000)
+    assert page.locator("#video-output video").get_attribute("src").endswith(".mp4")
+    page.wait_for_timeout(500)  # let the clip start playing before the screenshot
+    page.screenshot(path=str(ARTIFACTS / "ui-video.png"), full_page=True)
 
 
 def test_compare_runs_both_models_and_the_timeline_replays_a_step(page, image_model):
