@@ -99,8 +99,9 @@ def bench_video(repeats: int) -> dict:
     kw = dict(prompt="a red circle moving right on a blue background", num_frames=d["num_frames"],
               num_inference_steps=d["num_inference_steps"], guidance_scale=d["guidance_scale"])
 
-    def raw():
-        pipe(**kw, width=d["width"], height=d["height"], generator=torch.Generator().manual_seed(0), output_type="pil")
+    def raw():  # the same pipeline call our stream makes (per-frame prompts for the bundled model)
+        pipe(**{**kw, "prompt": ours.pipeline_prompt(pipe, kw["prompt"], kw["num_frames"])}, width=d["width"],
+             height=d["height"], generator=torch.Generator().manual_seed(0), output_type="pil")
 
     def stream(preview):
         return lambda: final(ours.stream(**kw, seed=0, preview=preview))

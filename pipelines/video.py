@@ -79,14 +79,21 @@ class VideoPipeline(DiffusionModel):
                           width=d.get("width", 512), height=d.get("height", 512))
             if negative_prompt and negative_prompt.strip() and guidance_scale > 1:
                 kwargs["negative_prompt"] = negative_prompt.strip()
-            if self.frame_phrases:  # each frame its own prompt: diffusers' FreeNoise prompts, one window for all frames
-                pipe.enable_free_noise(context_length=int(num_frames), context_stride=int(num_frames), weighting_scheme="flat")
-                kwargs["prompt"] = frame_prompts(kwargs["prompt"], self.frame_phrases, int(num_frames))
+            kwargs["prompt"] = self.pipeline_prompt(pipe, kwargs["prompt"], int(num_frames))
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
             return VideoOutput(frames=list(output.frames[0]), fps=FPS, seed=int(seed), seconds=timer(), steps=steps)
 
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
+
+    def pipeline_prompt(self, pipe, prompt: str, num_frames: int) -> str | dict[int, str]:
+        """What to pass as the pipeline's `prompt`: per-frame prompts (see frame_prompts) for a model with
+        per-frame phrase embeddings, through diffusers' FreeNoise with one context window for all
+        frames (otherwise plain AnimateDiff); else `prompt` itself."""
+        if not self.frame_phrases:
+            return prompt
+        pipe.enable_free_noise(context_length=num_frames, context_stride=num_frames, weighting_scheme="flat")
+        return frame_prompts(prompt, self.frame_phrases, num_frames)
 
     @staticmethod
     @torch.no_grad()
@@ -102,6 +109,14 @@ class VideoPipeline(DiffusionModel):
             else Image.fromarray(((strip[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).byte().numpy())
 
 
+def frame_token(phrase: str, k: int) -> str:
+    """The token of `phrase`'s embedding in frame `k` (training/train_video.py learns them)."""
+    return f"{phrase}@{k}"
+
+
+FRAME_TOKEN = re.compile(r"(.+)@(\d+)")  # what frame_token makes: (phrase, k)
+
+
 def frame_prompts(prompt: str, frame_phrases: dict[str, int], num_frames: int) -> dict[int, str]:
     """Per-frame prompts {frame index: prompt} for a model with per-frame phrase embeddings.
 
@@ -111,7 +126,8 @@ def frame_prompts(prompt: str, frame_phrases: dict[str, int], num_frames: int) -
     prompt is the same for every frame.
     """
     text = " ".join(prompt.lower().split())
-    found = [p for p in frame_phrases if re.search(rf"\b{re.escape(p)}\b", text)]
+    patterns = {p: re.compile(rf"\b{re.escape(p)}\b") for p in frame_phrases}
+    found = [p for p, pattern in patterns.items() if pattern.search(text)]
     if not found:
         return {0: text}
     tokens = min(frame_phrases[p] for p in found)
@@ -123,7 +139,7 @@ def frame_prompts(prompt: str, frame_phrases: dict[str, int], num_frames: int) -
     for frame, k in pairs:
         out[frame] = text
         for p in found:
-            out[frame] = re.sub(rf"\b{re.escape(p)}\b", f"{p}@{k}", out[frame])
+            out[frame] = patterns[p].sub(frame_token(p, k), out[frame])
     return out
 
 
@@ -147,7 +163,7 @@ def load_extras(pipe, folder: str) -> dict[str, int]:
     if os.path.exists(words_file):
         words = load_file(words_file)
         pipe.load_textual_inversion([{w: e.to(pipe.text_encoder.dtype)} for w, e in words.items()], token=list(words))
-        phrases = [w.rsplit("@", 1)[0] for w in words if re.fullmatch(r".+@\d+", w)]
+        phrases = [m[1] for m in map(FRAME_TOKEN.fullmatch, words) if m]
         return {p: phrases.count(p) for p in dict.fromkeys(phrases)}
     return {}
 

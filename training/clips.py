@@ -11,11 +11,16 @@ Parts of a caption (size, colour, background) are left out at random, as for the
 """
 
 import random
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 from shapes import COLOURS, SHAPES, SIZE, SIZES, draw_shape, nearest_colour
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, as the training scripts do
+from pipelines.video import frame_token  # noqa: E402  (the token format the app loads)
 
 NUM_FRAMES = 8
 TRAVEL = 26  # pixels a moving shape's centre travels from the first frame to the last, across the middle
@@ -34,18 +39,12 @@ FRAME_INIT = {"moving left": ("right", "left"), "moving right": ("left", "right"
               "moving down": ("top", "bottom"), "growing": ("small", "large"), "shrinking": ("large", "small")}
 
 
-def frame_token(phrase: str, k: int) -> str:
-    """The token for motion `phrase` in frame `k`: each phrase has one learnt embedding per frame.
-
-    A frame's text then says what the phrase means at that moment of the clip ("moving left": on the
-    right in the first frame, in the middle halfway, on the left in the last), which the image
-    model's spatial layers already know how to draw; the "left" of "moving left" is not the image
-    model's "left" (a place).
-    The app's pipeline swaps these in frame by frame (`pipelines/video.py:frame_prompts`).
-    """
-    return f"{phrase}@{k}"
-
-
+# Each motion phrase has one learnt embedding per frame, token `frame_token(phrase, k)` ("moving left@3"
+# a format pipelines/video.py defines, since it loads them): a frame's text then says what the phrase
+# means at that moment of the clip ("moving left": on the right in the first frame, in the middle
+# halfway, on the left in the last), which the image model's spatial layers already know how to draw;
+# the "left" of "moving left" is not the image model's "left" (a place). The app's pipeline swaps them
+# in frame by frame (`pipelines/video.py:frame_prompts`).
 FRAME_TOKENS = [frame_token(phrase, k) for phrase in MOTIONS for k in range(NUM_FRAMES)]
 
 
@@ -154,8 +153,6 @@ def motion_of(frames) -> str | None:
 
 
 if __name__ == "__main__":  # a contact sheet, one clip per row: python training/clips.py /tmp/clips.png
-    import sys
-
     rng = random.Random(0)
     sheet = Image.new("RGB", (SIZE * NUM_FRAMES, SIZE * 8))
     for row in range(8):
