@@ -32,7 +32,9 @@ def progress_html(step: Step | None, label: str = "step", done: bool = False, se
 
 
 def model_line(info: dict) -> str:
-    return f"Model: `{info['model_id']}` · licence: {info['licence']}"
+    """The tab's model, its motion adapter where it has one (video), and the licence."""
+    adapter = f" + motion adapter `{info['motion_adapter']}`" if info.get("motion_adapter") else ""
+    return f"Model: `{info['model_id']}`{adapter} · licence: {info['licence']}"
 
 
 def missing_box(info: dict) -> str:

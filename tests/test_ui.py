@@ -3,7 +3,7 @@
 import gradio as gr
 import pytest
 
-from demo.ui import Slider, seed_input
+from demo.ui import Slider, model_line, seed_input
 
 
 def test_named_slider_keeps_its_browser_config_and_names_its_field():
@@ -27,3 +27,10 @@ def test_unknown_words_know_the_words_of_vocabulary_phrases():
     assert unknown_words("A red circle moving left", vocabulary) == []
     assert unknown_words("a red circle zooming left, zooming", vocabulary) == ["zooming"]
     assert unknown_words("anything at all", None) == []
+
+
+def test_model_line_names_the_motion_adapter_where_there_is_one():
+    image = {"model_id": "models/tiny-shapes-image", "licence": "MIT"}
+    assert model_line(image) == "Model: `models/tiny-shapes-image` · licence: MIT"
+    video = {**image, "motion_adapter": "models/tiny-shapes-motion"}
+    assert "`models/tiny-shapes-image` + motion adapter `models/tiny-shapes-motion`" in model_line(video)
