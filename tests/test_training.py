@@ -1,5 +1,6 @@
-"""The video training script runs end to end on a tiny image model, and what it saves loads through the
-app's AnimateDiff code path: the MotionAdapter, the LoRA (fused into the UNet) and the new words."""
+"""The training scripts run end to end on a few steps, and what they save loads through the app's code
+paths: the image script's StableDiffusionPipeline folder; the video script's MotionAdapter, LoRA (fused
+into the UNet) and new words, on a tiny image model."""
 
 import json
 import subprocess
@@ -12,6 +13,30 @@ from safetensors.torch import load_file
 from pipelines.base import final
 from pipelines.registry import ModelSpec
 from pipelines.video import VideoPipeline
+
+
+def test_train_image_saves_a_pipeline_the_image_tab_loads(tmp_path):
+    from shapes import VOCABULARY
+
+    from pipelines.image import ImagePipeline
+
+    out = tmp_path / "image"
+    subprocess.run([sys.executable, str(ROOT / "training" / "train_image.py"), "--out", str(out), "--num-images", "64",
+                    "--vae-steps", "2", "--decoder-steps", "2", "--unet-steps", "3", "--batch-size", "4"],
+                   check=True, capture_output=True, timeout=600)
+    info = json.loads((out / "training_info.json").read_text())
+    assert (info["unet_steps"], info["vae_steps"], info["decoder_steps"], info["precision"]) == (3, 2, 2, "bf16")
+    assert info["vocabulary"] == VOCABULARY
+    # fp16 safetensors only, no pickles; the VAE's scaling factor makes the training latents unit-variance.
+    assert not list(out.rglob("*.bin")) and all(load_file(f)[next(iter(load_file(f)))].dtype == torch.float16
+                                                for f in out.rglob("*.safetensors"))
+    assert json.loads((out / "vae" / "config.json").read_text())["scaling_factor"] != 0.18215
+
+    image = ImagePipeline(ModelSpec(str(out), "test", {"width": 64, "height": 64}, {"width": (64, 64, 16), "height": (64, 64, 16)}),
+                          device="cpu")
+    assert set(VOCABULARY) <= set(image.vocabulary)
+    result = final(image.stream("a red circle", "", 2, 2.0, 0, 64, 64, preview=False))
+    assert result.image.size == (64, 64)
 
 
 def test_train_video_saves_what_the_video_pipeline_loads(tiny_sd, tmp_path):

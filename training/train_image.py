@@ -1,12 +1,15 @@
 """Train the bundled text-to-image model (models/tiny-shapes-image) on procedural shapes, on the CPU.
 
-    python training/train_image.py            # ~45 min on 2 cores; seeded and reproducible
+    python training/train_image.py            # one run, ~80 min on 2 CPU cores; seeded and reproducible
 
 It makes a standard `StableDiffusionPipeline` folder, trained from scratch in two stages:
-1. a tiny `AutoencoderKL` (64x64x3 <-> 16x16x4), on shape images;
+1. a tiny `AutoencoderKL` (64x64x3 <-> 16x16x4), on shape images, then its decoder alone with an L1
+   loss for sharp edges;
 2. a tiny `CLIPTextModel` + `UNet2DConditionModel` on the VAE's latents (v-prediction with a
-   zero-terminal-SNR schedule, so that flat background colours come out right from pure noise).
+   zero-terminal-SNR schedule, so that flat background colours come out right from pure noise), with
+   the latent pixels the shape covers weighted up (`--object-weight`).
 Captions are dropped 10% of the time so classifier-free guidance and negative prompts work.
+Forward passes run in bf16 autocast (`--precision`), 1.4x faster per UNet step on a CPU with bf16 units.
 """
 
 import argparse
@@ -38,7 +41,7 @@ def parse_args():
     p.add_argument("--num-images", type=int, default=24000)  # rendered once, captions re-dropped each epoch
     p.add_argument("--vae-steps", type=int, default=600)
     p.add_argument("--decoder-steps", type=int, default=1200)
-    p.add_argument("--unet-steps", type=int, default=2400)
+    p.add_argument("--unet-steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--vae-from", default=None, help="reuse a trained VAE folder and skip stage 2 (saves ~25 min)")
@@ -49,6 +52,9 @@ def parse_args():
                    help="loss weight of the latent pixels the shape covers (1: plain MSE); shapes are learnt sooner")
     p.add_argument("--sharpen", metavar="FOLDER", default=None,
                    help="only run stage 2b on a trained pipeline folder: sharpen its VAE decoder, save it back")
+    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                   help="bf16: forward passes under torch.autocast (weights, optimiser and loss stay fp32); "
+                        "1.3-1.6x faster on a CPU with bf16 units (bench/bf16_training.py)")
     p.add_argument("--snapshot-every", type=int, default=0)  # save <out>-snapshot every N steps (0: never)
     return p.parse_args()
 
@@ -100,13 +106,18 @@ def update(opt, params, loss, emas, step: int) -> None:
                 pe.lerp_(pl, 1 - decay)
 
 
+def autocast(precision: str):
+    """Mixed precision for the forward passes: bf16 matmuls and convolutions, fp32 master weights."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def cosine_lr(step: int, total: int, base: float, warmup: int = 100) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
     return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def sharpen_decoder(vae: AutoencoderKL, pixels: torch.Tensor, steps: int, seed: int) -> None:
+def sharpen_decoder(vae: AutoencoderKL, pixels: torch.Tensor, steps: int, seed: int, precision: str = "fp32") -> None:
     """Stage 2b: train the decoder alone, with an L1 loss, so that flat shapes come back with sharp edges.
 
     An MSE-trained autoencoder rounds the corners of squares and triangles. The encoder (and so the
@@ -124,10 +135,11 @@ def sharpen_decoder(vae: AutoencoderKL, pixels: torch.Tensor, steps: int, seed: 
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, steps, 5e-4, warmup=50)
         x = pixels[torch.randint(0, len(pixels), (32,), generator=gen)]
-        with torch.no_grad():
-            z = vae.encode(x).latent_dist.sample(gen)
-        recon = vae.decode(z).sample
-        loss = F.l1_loss(recon, x)
+        with autocast(precision):
+            with torch.no_grad():
+                z = vae.encode(x).latent_dist.sample(gen)
+            recon = vae.decode(z).sample
+        loss = F.l1_loss(recon.float(), x)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -152,7 +164,7 @@ def sharpen_folder(args) -> None:
     folder = Path(args.sharpen)
     vae = AutoencoderKL.from_pretrained(folder / "vae", dtype=torch.float32)
     pixels, _ = render_images(min(args.num_images, 8000), random.Random(args.seed + 2))
-    sharpen_decoder(vae, pixels, args.decoder_steps, args.seed + 2)
+    sharpen_decoder(vae, pixels, args.decoder_steps, args.seed + 2, args.precision)
     vae.to(torch.float16).save_pretrained(folder / "vae", safe_serialization=True)
     info_path = folder / "training_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -193,16 +205,17 @@ def main():
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, args.vae_steps, 1e-3, warmup=50)
         x = pixels[torch.randint(0, len(pixels), (32,))]
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample()).sample
-        loss = F.mse_loss(recon, x) + 1e-6 * posterior.kl().mean()
+        with autocast(args.precision):
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample()).sample
+        loss = F.mse_loss(recon.float(), x) + 1e-6 * posterior.kl().float().mean()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if step % 50 == 0 or step == args.vae_steps - 1:
             log(f"vae step {step} loss {loss.item():.5f}")
     if args.vae_from is None:
-        sharpen_decoder(vae, pixels, args.decoder_steps, args.seed + 2)
+        sharpen_decoder(vae, pixels, args.decoder_steps, args.seed + 2, args.precision)
     vae.eval().requires_grad_(False)
 
     # 3. Encode every image once; scale latents to unit variance (the VAE's scaling_factor).
@@ -252,7 +265,8 @@ def main():
         t = torch.randint(0, 1000, (len(x0),))
         xt = noise_scheduler.add_noise(x0, noise, t)
         target = noise_scheduler.get_velocity(x0, noise, t)
-        pred = unet(xt, t, text_encoder(ids)[0]).sample
+        with autocast(args.precision):
+            pred = unet(xt, t, text_encoder(ids)[0]).sample.float()
         w = weights[idx]
         loss = ((pred - target) ** 2 * w).sum() / (w.sum() * pred.shape[1])
         update(opt, params, loss, ((ema_unet, unet), (ema_text, text_encoder)), step)
@@ -264,7 +278,7 @@ def main():
     # 5. Save a standard StableDiffusionPipeline folder, fp16 weights (loaded back as fp32).
     save_pipeline(args.out, vae, ema_text, tokenizer, ema_unet, noise_scheduler)
     run = {"seed": args.seed, "unet_steps": args.unet_steps, "lr": args.lr, "object_weight": args.object_weight,
-           "batch_size": args.batch_size, "num_images": args.num_images, "minutes": round((time.time() - t0) / 60, 1)}
+           "batch_size": args.batch_size, "precision": args.precision, "num_images": args.num_images, "minutes": round((time.time() - t0) / 60, 1)}
     if args.resume:  # keep the history of the model this run started from
         info = json.loads(Path(args.resume, "training_info.json").read_text())
         info.setdefault("resumed", []).append(run)
