@@ -26,7 +26,9 @@ def model() -> ImagePipeline:
     return ImagePipeline(get_spec("image", "bundled"), device="cpu")
 
 
-def generate(model, prompt, seed, guidance_scale=2.0, negative_prompt=""):
+def generate(model, prompt, seed, guidance_scale=None, negative_prompt=""):
+    if guidance_scale is None:  # what the Image tab starts with
+        guidance_scale = get_spec("image", "bundled").defaults["guidance_scale"]
     return final(model.stream(prompt, negative_prompt, 25, guidance_scale, seed, 64, 64, preview=False)).image
 
 
