@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q
 PORT ?= 7860
 PRESET ?= bundled
 
-.PHONY: run test install install-test bench train-image train-audio train-video clean
+.PHONY: run test install install-test bench train-image train-audio train-video train-text-diffusion clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -21,7 +21,11 @@ run: install
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	$(PIP) -r requirements-test.txt
-	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	@# Debian packages: chromium (browser tests), espeak-ng (spoken-word references of the audio tests). Without
+	@# root or apt (a laptop), the tests that need them are skipped, each saying why.
+	(command -v chromium >/dev/null && command -v espeak-ng >/dev/null) || \
+	  (apt-get update -q && apt-get install -y -q chromium espeak-ng) || \
+	  echo "could not apt-get install chromium espeak-ng: the tests that need them will be skipped"
 	touch $@
 
 install-test: $(VENV)/.installed-test
@@ -35,11 +39,14 @@ bench: install
 train-image: install  # the bundled image model, in one run (74 min on 2 cores)
 	$(PY) training/train_image.py
 
-train-audio: install
+train-audio: install  # needs espeak-ng (apt-get install espeak-ng) for the spoken words
 	$(PY) training/train_audio.py
 
 train-video: install  # needs the bundled image model (models/tiny-shapes-image)
 	$(PY) training/train_video.py
+
+train-text-diffusion: install
+	$(PY) training/train_text_diffusion.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts bench/results

@@ -2,6 +2,7 @@
 
     python app.py [--preset bundled|small|large] [--port 7860] [--host 127.0.0.1] [--share] [--auth USER:PASS]
                   [--image-model ID] [--audio-model ID] [--video-model ID] [--video-adapter ID] [--text-model ID]
+                  [--text-diffusion-model ID]
 
 Every flag has an environment variable (PRESET, PORT, HOST, SHARE, AUTH, IMAGE_MODEL, ...), which is
 how a Hugging Face Space or the Docker image sets them. This is the only module where the UI
@@ -22,12 +23,12 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
 
 from pipelines.audio import render_clip
 from pipelines.compare import compare_stream, knobs
-from pipelines.image import unknown_words
-from pipelines.registry import PRESETS, build_pipelines
+from pipelines.registry import PRESETS, build_pipelines, unknown_words
 from pipelines.text import LANGUAGES
+from pipelines.text_diffusion import records as text_diffusion_records
 from pipelines.video import write_mp4
 
-OVERRIDES = ("image_model", "audio_model", "video_model", "video_adapter", "text_model")
+OVERRIDES = ("image_model", "audio_model", "video_model", "video_adapter", "text_model", "text_diffusion_model")
 
 
 @dataclass
@@ -73,7 +74,7 @@ def on_gpu(stream):
 
 def make_backend(pipelines: dict) -> dict:
     """For each tab, the keyword arguments of its `build`: the callables it needs and what to show."""
-    image, audio, video, text = (pipelines[k] for k in ("image", "audio", "video", "text"))
+    image, audio, video, text, text_diffusion = (pipelines[k] for k in ("image", "audio", "video", "text", "text_diffusion"))
     return {
         "image": {"stream": on_gpu(image.stream), "info": image.info,
                   "unknown_words": lambda prompt: unknown_words(prompt, image.vocabulary)},
@@ -82,6 +83,8 @@ def make_backend(pipelines: dict) -> dict:
         "video": {"stream": on_gpu(video.stream), "info": video.info, "to_mp4": write_mp4,
                   "unknown_words": lambda prompt: unknown_words(prompt, video.vocabulary)},
         "text": {"stream": on_gpu(text.stream), "info": text.info},
+        "text_diffusion": {"stream": on_gpu(text_diffusion.stream), "info": text_diffusion.info,
+                           "records": text_diffusion_records},
         "understand": {"understand": gpu(text.understand), "info": text.info},
         "translate": {"translate": on_gpu(text.translate_stream), "info": text.info, "languages": list(LANGUAGES)},
         "differences": {"compare": on_gpu(lambda *args, **kwargs: compare_stream(image, text, *args, **kwargs)),

@@ -2,14 +2,16 @@
 
 import gradio as gr
 
-from demo import (audio_tab, differences_tab, image_tab, text_tab, translate_tab, understand_tab,
-                  video_tab)
+from demo import (audio_tab, differences_tab, image_tab, text_diffusion_tab, text_tab, translate_tab,
+                  understand_tab, video_tab)
 from demo.ui import CSS
 
 HEADER = """# Diffusion vs LLM, live
 Two kinds of generative model, one interface. **Diffusion models** (Image, Audio, Video) start from noise and refine
 the *whole* output a little at every step. **LLMs** (Text, Understand, Translate) write *one token per step*, each
-step a probability distribution over the next token. Every tab streams those steps as they happen."""
+step a probability distribution over the next token. **Text diffusion** makes text the diffusion way: the whole
+answer starts masked and is refined in parallel, several words per step, in any order. Every tab streams those steps
+as they happen."""
 
 
 def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
@@ -25,6 +27,8 @@ def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
                 video_tab.build(**backend["video"])
             with gr.Tab("Text", id="text"):
                 text_tab.build(**backend["text"])
+            with gr.Tab("Text diffusion", id="text_diffusion"):
+                text_diffusion_tab.build(**backend["text_diffusion"])
             with gr.Tab("Understand", id="understand"):
                 understand_tab.build(**backend["understand"])
             with gr.Tab("Translate", id="translate"):

@@ -22,9 +22,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from PIL import Image
 
-from .base import AudioOutput, Step, Timer, check_range, check_seed, check_text, stream_steps
+from .base import MAX_PROMPT_CHARS, AudioOutput, Step, Timer, check_range, check_seed, check_text, stream_steps
 from .diffusion import DiffusionModel, denoise, generator_for
-from .image import MAX_PROMPT_CHARS, known_words
+from .registry import known_words
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:

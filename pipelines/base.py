@@ -156,6 +156,16 @@ class Timer:
         return time.perf_counter() - self.start
 
 
+MAX_PROMPT_CHARS = 500  # a diffusion model's prompt (image, audio, video, text diffusion)
+
+
+def default_device() -> str:
+    """cuda when a GPU is there, else cpu (torch imported here: the interface itself does not need it)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def check_text(name: str, value: Any, max_chars: int, optional: bool = False) -> str:
     """A non-empty string of at most `max_chars` characters, stripped; else a ValueError naming it.
 

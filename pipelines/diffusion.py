@@ -15,12 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from .base import LOAD_LOCK, THREADS_PER_REQUEST, Cancelled, Emit, Step, Timer
+from .base import LOAD_LOCK, THREADS_PER_REQUEST, Cancelled, Emit, Step, Timer, default_device
 from .registry import ModelSpec, resolve_path
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class DiffusionModel:

@@ -1,36 +1,13 @@
 """Text-to-image: any diffusers text-to-image pipeline (the bundled tiny StableDiffusionPipeline,
 SD-Turbo, SDXL-Turbo...) as a stream of denoising steps, each previewed as the predicted clean image."""
 
-import json
-import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 
-from .base import ImageOutput, Step, Timer, check_range, check_seed, check_text, stream_steps
+from .base import MAX_PROMPT_CHARS, ImageOutput, Step, Timer, check_range, check_seed, check_text, stream_steps
 from .diffusion import DiffusionModel, denoise, generator_for
-from .registry import resolve_path
-
-MAX_PROMPT_CHARS = 500
-
-
-def known_words(model_id: str) -> list[str] | None:
-    """The closed vocabulary of a bundled model (from its training_info.json), or None for Hub models."""
-    info = Path(resolve_path(model_id)) / "training_info.json"
-    return json.loads(info.read_text())["vocabulary"] if info.exists() else None
-
-
-def unknown_words(prompt: str, vocabulary: list[str] | None) -> list[str]:
-    """Words of `prompt` that a closed-vocabulary model has never seen (empty for open models).
-
-    Vocabulary entries may be phrases ("moving left": one token of the video model); their words count as known.
-    """
-    if not vocabulary:
-        return []
-    known = {word for entry in vocabulary for word in entry.split()}
-    return [w for w in dict.fromkeys(re.findall(r"[a-z]+", prompt.lower())) if w not in known]
-
+from .registry import known_words
 
 class ImagePipeline(DiffusionModel):
     task = "image"

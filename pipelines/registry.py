@@ -4,7 +4,9 @@ Every model id can be overridden (CLI flag or environment variable, see app.py).
 presets raise an error that lists the valid ones. Models load lazily, once, on first use.
 """
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,7 @@ class ModelSpec:
     gguf_wheel: str | None = None  # text: a pip package shipping the GGUF file (bundled SmolLM2)
 
 
-TASKS = ("image", "audio", "video", "text")
+TASKS = ("image", "audio", "video", "text", "text_diffusion")
 PRESETS = ("bundled", "small", "large")
 
 MODELS: dict[str, dict[str, ModelSpec]] = {
@@ -94,6 +96,23 @@ MODELS: dict[str, dict[str, ModelSpec]] = {
             defaults={"max_new_tokens": 512, "temperature": 0.7, "top_p": 0.9},
         ),
     },
+    "text_diffusion": {  # gen_length limits: (low, high, multiple)
+        "bundled": ModelSpec(
+            "models/tiny-text-diffusion", "MIT (trained by this project, training/train_text_diffusion.py)",
+            defaults={"gen_length": 32, "num_inference_steps": 16, "temperature": 0.0},
+            limits={"gen_length": (24, 48, 8)},  # the lengths it was trained on
+        ),
+        "small": ModelSpec(  # dLLM's masked-diffusion chat fine-tune of ModernBERT-large (0.4 B), a ModernBertForMaskedLM
+            "dllm-hub/ModernBERT-large-chat-v0.1", "Apache-2.0 (ModernBERT; see the model card)",
+            defaults={"gen_length": 64, "num_inference_steps": 32, "temperature": 0.0},
+            limits={"gen_length": (16, 256, 16)},
+        ),
+        "large": ModelSpec(  # 26 B mixture of experts (4 B active): about 55 GB of GPU memory in bf16
+            "google/diffusiongemma-26B-A4B-it", "Gemma terms of use (gated on the Hub: accept them, set HF_TOKEN)",
+            defaults={"gen_length": 256, "num_inference_steps": 48, "temperature": 0.0},
+            limits={"gen_length": (32, 1024, 32)},
+        ),
+    },
 }
 
 
@@ -118,13 +137,31 @@ def resolve_path(model_id: str) -> str:
     return str(local) if not os.path.isabs(model_id) and model_id.startswith("models/") else model_id
 
 
+def known_words(model_id: str) -> list[str] | None:
+    """The closed vocabulary of a bundled model (from its training_info.json), or None for Hub models."""
+    info = Path(resolve_path(model_id)) / "training_info.json"
+    return json.loads(info.read_text())["vocabulary"] if info.exists() else None
+
+
+def unknown_words(prompt: str, vocabulary: list[str] | None) -> list[str]:
+    """Words of `prompt` that a closed-vocabulary model has never seen (empty for open models).
+
+    Vocabulary entries may be phrases ("moving left": one token of the video model); their words count as known.
+    """
+    if not vocabulary:
+        return []
+    known = {word.lower() for entry in vocabulary for word in entry.split()}
+    return [w for w in dict.fromkeys(re.findall(r"[a-z]+", prompt.lower())) if w not in known]
+
+
 def missing_message(task: str, spec: ModelSpec) -> str | None:
     """Why a bundled model cannot load (its folder is absent), with how to get it; None if it can."""
     needed = [p for p in (spec.model_id, spec.motion_adapter) if p and p.startswith("models/")]
     absent = [p for p in needed if not (ROOT / p / "model_index.json").exists() and not (ROOT / p / "config.json").exists()]
     if not absent:
         return None
-    script = {"image": "train_image.py", "audio": "train_audio.py", "video": "train_video.py"}.get(task, "")
+    script = {"image": "train_image.py", "audio": "train_audio.py", "video": "train_video.py",
+              "text_diffusion": "train_text_diffusion.py"}.get(task, "")
     return (f"The bundled {task} model is not in this checkout ({', '.join(absent)} is missing). "
             f"Train it with `python training/{script}`, or start the app with `--preset small` "
             f"(downloads a Hub model) or `--{task}-model HUB_ID`.")
@@ -135,10 +172,12 @@ def build_pipelines(preset: str = "bundled", overrides: dict | None = None, devi
     from .audio import AudioPipeline  # imported here so that `registry` stays cheap to import
     from .image import ImagePipeline
     from .text import TextPipeline
+    from .text_diffusion import TextDiffusionPipeline
     from .video import VideoPipeline
 
     overrides = overrides or {}
-    classes = {"image": ImagePipeline, "audio": AudioPipeline, "video": VideoPipeline, "text": TextPipeline}
+    classes = {"image": ImagePipeline, "audio": AudioPipeline, "video": VideoPipeline, "text": TextPipeline,
+               "text_diffusion": TextDiffusionPipeline}
     pipelines = {}
     for task, cls in classes.items():
         spec = get_spec(task, preset, overrides.get(f"{task}_model"), overrides.get("video_adapter") if task == "video" else None)

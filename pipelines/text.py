@@ -19,8 +19,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
-from .base import LOAD_LOCK, Step, TextOutput, Timer, check_range, check_seed, check_text, final, stream_steps
-from .diffusion import default_device
+from .base import LOAD_LOCK, default_device, Step, TextOutput, Timer, check_range, check_seed, check_text, final, stream_steps
 from .registry import ModelSpec, resolve_path
 
 MAX_PROMPT_CHARS = 4000

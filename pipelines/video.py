@@ -11,10 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import Step, Timer, VideoOutput, check_range, check_seed, check_text, stream_steps
+from .base import MAX_PROMPT_CHARS, Step, Timer, VideoOutput, check_range, check_seed, check_text, stream_steps
 from .diffusion import DiffusionModel, denoise, generator_for
-from .image import MAX_PROMPT_CHARS, known_words
-from .registry import resolve_path
+from .registry import known_words, resolve_path
 
 FPS = 8
 

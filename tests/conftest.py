@@ -168,6 +168,25 @@ def tiny_llm(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_masked_chat(tmp_path_factory, tiny_llm) -> str:
+    """A Hub-style masked LM: model + tokenizer (with a chat template and a mask token) in one folder."""
+    import torch
+    from transformers import AutoTokenizer, ModernBertConfig, ModernBertForMaskedLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llm)
+    tokenizer.add_special_tokens({"mask_token": "<|mask|>"})
+    torch.manual_seed(0)
+    model = ModernBertForMaskedLM(ModernBertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id, cls_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.eos_token_id))
+    path = tmp_path_factory.mktemp("tiny-masked-chat")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
 def bundled():
     """(demo, pipelines) of the real app on the bundled preset, launched once on a free local port."""
     from app import Settings, build_app

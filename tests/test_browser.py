@@ -1,6 +1,8 @@
 """A real browser (Debian's Chromium, driven by Playwright): open the UI, visit every tab, generate text, an
 image and a clip, run a comparison and replay its timeline. Screenshots go to tests/artifacts/: look at them."""
 
+import os
+import re
 import shutil
 
 import pytest
@@ -8,7 +10,10 @@ import pytest
 from conftest import ARTIFACTS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-TABS = ["Image", "Audio", "Video", "Text", "Understand", "Translate", "Key differences"]
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                reason="no Chromium here (make test installs Debian's chromium with apt-get, which needs "
+                                       "root): the browser tests need it")
+TABS = ["Image", "Audio", "Video", "Text", "Text diffusion", "Understand", "Translate", "Key differences"]
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +94,18 @@ def test_compare_runs_both_models_and_the_timeline_replays_a_step(page, image_mo
     page.wait_for_selector("#compare-caption :text('Step 3')", timeout=30_000)
     assert "diffusion step 3" in caption.inner_text() and "LLM step 3" in caption.inner_text()
     page.screenshot(path=str(ARTIFACTS / "ui-compare-step3.png"), full_page=True)
+
+
+def test_text_diffusion_fills_the_canvas_and_replays_a_half_filled_step(page, bundled):
+    if bundled[1]["text_diffusion"].missing:
+        pytest.skip("the bundled text-diffusion model is not in this checkout")
+    run_in_tab(page, "Text diffusion", "textdiff", "a small red circle on the left on a blue background")
+    page.wait_for_selector("#textdiff-progress .step-progress:has-text('done')", timeout=300_000)
+    assert "circle" in page.locator("#textdiff-output textarea").input_value()
+    box = page.locator("#textdiff-replay input[type=number]")
+    box.fill("8")
+    box.press("Enter")
+    page.wait_for_selector("#textdiff-progress :text('step 8 / 16')", timeout=30_000)
+    canvas = page.locator("#textdiff-canvas").inner_text()
+    assert "\u2592" in canvas and re.search("[a-z]{3,}", canvas), canvas  # half filled: masks and words
+    page.screenshot(path=str(ARTIFACTS / "ui-text-diffusion-step8.png"), full_page=True)

@@ -29,7 +29,7 @@ def test_both_sides_stream_then_one_result(pair):
     assert all({"step", "timestep", "seconds"} <= set(r) for r in d)
     for r in l:
         assert {"step", "token", "probability", "candidates", "seconds"} <= set(r)
-        assert len(r["candidates"]) == 5 and {"token", "probability"} == set(r["candidates"][0])
+        assert len(r["candidates"]) == 5 and {"token", "probability"} <= set(r["candidates"][0])
 
 
 def test_bad_input_is_refused_before_anything_runs(pair):

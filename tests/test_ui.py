@@ -21,7 +21,7 @@ def test_named_slider_keeps_its_browser_config_and_names_its_field():
 
 
 def test_unknown_words_know_the_words_of_vocabulary_phrases():
-    from pipelines.image import unknown_words
+    from pipelines.registry import unknown_words
 
     vocabulary = ["a", "circle", "red", "left", "moving left", "growing"]
     assert unknown_words("A red circle moving left", vocabulary) == []

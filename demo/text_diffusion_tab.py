@@ -1,0 +1,101 @@
+"""Text diffusion tab: prompt -> text, every position refined in parallel; watch the canvas fill in, anywhere."""
+
+import gradio as gr
+
+from demo.ui import RANDOM_SEED_JS, Slider, guarded, missing_box, model_line, progress_html, seed_input, vocabulary_note
+from pipelines.base import Step
+
+EXAMPLES = [
+    ["a small red circle on the left on a blue background"],
+    ["a large yellow triangle at the top on a black background"],
+    ["a green square in the center"],
+    ["a purple circle on an orange background"],
+]
+LOOK = ("**What to look at:** the canvas starts fully masked (▒). At every step the model predicts *every* position at "
+        "once and commits the few it is surest of (highlighted), wherever they are: often the end of the text and a "
+        "colour word before the words between them. An LLM (Text tab) writes one token per step, left to right.")
+NEW = "committed at this step"
+
+
+def canvas_value(step: Step | None) -> list[tuple[str, str | None]]:
+    """The canvas of a step for gr.HighlightedText: one entry per position, this step's commits labelled.
+
+    A piece's leading space is its own unlabelled entry, so a highlight covers the word alone.
+    """
+    if step is None:
+        return []
+    new = {c["position"] for c in step.info["committed"]}
+    value = []
+    for position, piece in enumerate(step.info["canvas"]):
+        word = piece.lstrip(" ")
+        if len(word) < len(piece):
+            value.append((piece[: len(piece) - len(word)], None))
+        if word:
+            value.append((word, NEW if position in new else None))
+    return value
+
+
+def build(stream, info: dict, records=None) -> None:
+    """The Text diffusion tab. `stream` is TextDiffusionPipeline.stream; `records(TextOutput)` the API's step JSON."""
+    d, limits = info["defaults"], info["limits"]
+    g_lo, g_hi, g_step = limits.get("gen_length", (8, 512, 8))
+    gr.Markdown(model_line(info))
+    if info.get("missing"):
+        gr.HTML(missing_box(info))
+    gr.Markdown(LOOK)
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Prompt", lines=2, placeholder=EXAMPLES[0][0], elem_id="textdiff-prompt")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"), elem_id="textdiff-run")
+                stop = gr.Button("Stop")
+            gen_length = Slider(g_lo, g_hi, value=d.get("gen_length", 32), step=g_step, label="Length (tokens)", field="gen_length")
+            steps = Slider(1, g_hi, value=d.get("num_inference_steps", 16), step=1, label="Refinement steps",
+                           field="num_inference_steps")
+            with gr.Row():
+                seed = seed_input()
+                randomize = gr.Checkbox(value=True, label="Randomize seed")
+            if info.get("vocabulary"):
+                gr.Markdown(vocabulary_note(info))
+        with gr.Column():
+            text = gr.Textbox(label="Text", lines=3, interactive=False, elem_id="textdiff-output")
+            canvas = gr.HighlightedText(label="Canvas (▒ still masked)", combine_adjacent=False, show_legend=True,
+                                        color_map={NEW: "#f59e0b"}, elem_id="textdiff-canvas")
+            progress = gr.HTML(progress_html(None), elem_id="textdiff-progress")
+            replay = gr.Slider(1, 2, value=1, step=1, label="Replay step (after a run)", interactive=False, elem_id="textdiff-replay")
+            with gr.Accordion("Steps as JSON (what /text_diffusion returns)", open=False):
+                steps_json = gr.JSON(label="steps")
+    shown = gr.State([])  # every step of the last run, for the replay slider
+
+    @guarded
+    def text_diffusion_fn(prompt, gen_length, num_inference_steps, seed):
+        """Generate text by diffusion; yields (text, canvas, progress, steps JSON, replay slider, steps) as it refines."""
+        for item in stream(prompt, int(gen_length), int(num_inference_steps), int(seed)):
+            if isinstance(item, Step):
+                yield gr.skip(), canvas_value(item), progress_html(item), gr.skip(), gr.skip(), gr.skip()
+            else:
+                last = item.steps[-1] if item.steps else None
+                n = max(len(item.steps), 1)
+                yield (item.text, canvas_value(last), progress_html(last, done=True, seconds=item.seconds),
+                       records(item) if records else None,
+                       gr.Slider(1, max(n, 2), value=n, step=1, interactive=n > 1), item.steps)
+
+    def replay_fn(k, steps):
+        """The canvas and progress at step k of the last run."""
+        if not steps:
+            return gr.skip(), gr.skip()
+        step = steps[min(max(int(k), 1), len(steps)) - 1]
+        return canvas_value(step), progress_html(step)
+
+    event = gr.on([run.click, prompt.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
+        text_diffusion_fn, [prompt, gen_length, steps, seed], [text, canvas, progress, steps_json, replay, shown],
+        api_name="text_diffusion")
+    stop.click(None, cancels=[event])
+    replay.change(replay_fn, [replay, shown], [canvas, progress], api_name=False, queue=False)
+    gr.Examples(EXAMPLES, [prompt])
+
+
+if __name__ == "__main__":  # python -m demo.text_diffusion_tab  (bundled model)
+    from demo.standalone import launch_tab
+
+    launch_tab("text_diffusion", build)

@@ -1,0 +1,102 @@
+"""Text diffusion through the app's code paths, on tiny ModernBertForMaskedLM models built from configs:
+the bundled layout (a LLaDA2Pipeline folder from the training script), a Hub-style chat model (one folder,
+a chat template), the step stream (canvas, commits, masks), seeds, input checks and cancelling."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT
+
+from pipelines.base import Step, TextOutput, final
+from pipelines.registry import ModelSpec, get_spec
+from pipelines.text_diffusion import MASK_GLYPH, TextDiffusionPipeline, records
+
+LIMITS = {"gen_length": (8, 48, 8)}
+
+
+def pipeline(path: str, **defaults) -> TextDiffusionPipeline:
+    return TextDiffusionPipeline(ModelSpec(path, "test", {"gen_length": 16, "num_inference_steps": 8, **defaults}, LIMITS),
+                                 device="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained_folder(tmp_path_factory) -> str:
+    """The training script's own output, after 3 steps: a LLaDA2Pipeline folder."""
+    out = tmp_path_factory.mktemp("text-diffusion") / "model"
+    subprocess.run([sys.executable, str(ROOT / "training" / "train_text_diffusion.py"), "--out", str(out), "--steps", "3",
+                    "--batch-size", "4"], check=True, capture_output=True, timeout=600)
+    return str(out)
+
+
+def test_the_training_script_saves_a_folder_the_tab_loads(trained_folder):
+    from pathlib import Path
+
+    folder = Path(trained_folder)
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == "LLaDA2Pipeline" and index["model"] == ["transformers", "ModernBertForMaskedLM"]
+    info = json.loads((folder / "training_info.json").read_text())
+    assert info["steps"] == 3 and info["sentence_forms"] >= 20 and "masked diffusion" in info["objective"]
+    assert not list(folder.rglob("*.bin")) and list(folder.rglob("*.safetensors"))
+    tokenizer = TextDiffusionPipeline(ModelSpec(trained_folder, "test"), device="cpu").pipe.tokenizer
+    assert tokenizer.mask_token == "[MASK]" and tokenizer.eos_token == "[EOS]"
+    out = final(pipeline(trained_folder).stream("a red circle on the left", seed=0))
+    assert isinstance(out, TextOutput) and isinstance(out.text, str)
+
+
+@pytest.mark.parametrize("model", ["trained_folder", "tiny_masked_chat"])
+def test_every_step_shows_the_whole_canvas_and_what_it_committed(model, request):
+    path = request.getfixturevalue(model)
+    items = list(pipeline(path).stream("a blue square", gen_length=16, num_inference_steps=8, seed=1))
+    steps, out = items[:-1], items[-1]
+    assert all(isinstance(s, Step) for s in steps) and isinstance(out, TextOutput)
+    assert [s.index for s in steps] == list(range(1, 9)) and all(s.total == 8 for s in steps)
+    first = steps[0].info
+    assert len(first["canvas"]) == 16 and first["canvas"].count(MASK_GLYPH) == first["masks_left"] == 14
+    assert MASK_GLYPH in steps[0].preview
+    # 16 positions over 8 steps: two per step, each committed exactly once, none left masked at the end.
+    committed = [c["position"] for s in steps for c in s.info["committed"]]
+    assert sorted(committed) == list(range(16))
+    assert [s.info["masks_left"] for s in steps] == list(range(14, -1, -2))
+    assert all(0 <= c["probability"] <= 1 and isinstance(c["token"], str) for s in steps for c in s.info["committed"])
+    api = records(out)
+    assert [r["step"] for r in api["steps"]] == list(range(1, 9))
+    assert set(api["steps"][0]) == {"step", "committed", "masks_left", "seconds"}
+
+
+def test_a_seed_gives_the_same_text_and_the_temperature_lets_seeds_differ(tiny_masked_chat):
+    model = pipeline(tiny_masked_chat, temperature=1.5)
+    texts = [final(model.stream("hello", seed=s)).text for s in (7, 7, 8, 9, 10)]
+    assert texts[0] == texts[1]
+    assert len(set(texts[1:])) > 1
+    greedy = pipeline(tiny_masked_chat)
+    assert final(greedy.stream("hello", seed=1)).text == final(greedy.stream("hello", seed=2)).text  # temperature 0
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"prompt": ""}, "prompt"), ({"prompt": 5}, "prompt"), ({"gen_length": 12}, "gen_length"),
+    ({"gen_length": 64}, "gen_length"), ({"num_inference_steps": 17}, "num_inference_steps"),
+    ({"num_inference_steps": 0}, "num_inference_steps"), ({"seed": -1}, "seed"), ({"temperature": 3.0}, "temperature"),
+])
+def test_bad_input_names_the_parameter(trained_folder, kwargs, name):
+    args = {"prompt": "a red circle", "gen_length": 16, "num_inference_steps": 8, "seed": 0, **kwargs}
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        next(pipeline(trained_folder).stream(**args))
+
+
+def test_stopping_early_stops_the_model_and_the_next_request_runs(trained_folder):
+    model = pipeline(trained_folder)
+    stream = model.stream("a red circle", gen_length=32, num_inference_steps=16, seed=0)
+    assert next(stream).index == 1
+    stream.close()  # what a Stop button or a dropped client does
+    assert not model.lock.locked()
+    out = final(model.stream("a red circle", gen_length=16, num_inference_steps=4, seed=0))
+    assert len(out.steps) == 4
+
+
+def test_presets_name_real_diffusion_language_models():
+    assert get_spec("text_diffusion", "bundled").model_id == "models/tiny-text-diffusion"
+    assert get_spec("text_diffusion", "small").model_id.startswith("dllm-hub/ModernBERT")
+    assert "diffusiongemma" in get_spec("text_diffusion", "large").model_id
