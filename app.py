@@ -10,6 +10,7 @@ how a Hugging Face Space or the Docker image sets them. This is the only module 
 """
 
 import argparse
+import functools
 import os
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
         return fn
 
 from pipelines.audio import render_clip
-from pipelines.compare import compare_stream, knobs
+from pipelines.compare import branch, compare_stream, cost, knobs, switch
 from pipelines.registry import PRESETS, build_pipelines, unknown_words
 from pipelines.text import LANGUAGES
 from pipelines.text_diffusion import records as text_diffusion_records
@@ -87,8 +88,12 @@ def make_backend(pipelines: dict) -> dict:
                            "records": text_diffusion_records},
         "understand": {"understand": gpu(text.understand), "info": text.info},
         "translate": {"translate": on_gpu(text.translate_stream), "info": text.info, "languages": list(LANGUAGES)},
-        "differences": {"compare": on_gpu(lambda *args, **kwargs: compare_stream(image, text, *args, **kwargs)),
-                        "knobs": gpu(lambda *args, **kwargs: knobs(image, text, *args, **kwargs)), "info": image.info},
+        "differences": {
+            "compare": on_gpu(lambda *args, **kwargs: compare_stream(image, text, *args, text_diffusion=text_diffusion,
+                                                                     **kwargs)),
+            "knobs": gpu(functools.lru_cache(maxsize=8)(lambda prompt, seed: knobs(image, text, prompt, seed))),
+            "branch": gpu(lambda *args: branch(text, *args)), "switch": gpu(lambda *args: switch(image, *args)),
+            "cost": gpu(lambda: cost(image, text, text_diffusion)), "info": image.info},
     }
 
 

@@ -1,15 +1,20 @@
-"""Key differences tab: one prompt, both kinds of model, step by step, next to the article's comparison.
+"""Key differences tab: one prompt, three lanes, step by step, next to the article's comparison, and
+experiments that turn each claim into something a learner runs.
 
-The diffusion model paints the prompt while the LLM describes it; a shared timeline replays any step
-of both: at diffusion step k the whole picture, refined; at LLM step k the text so far, the token
-chosen and its top-5 candidates. Each of the article's three differences links to the tab that shows it.
+The image diffusion model paints the prompt while the text-diffusion model and the LLM describe it; a
+shared timeline replays any step of all three: at diffusion step k the whole picture, refined; at text
+diffusion step k the whole text with that step's commits, anywhere; at LLM step k the text so far, the
+token chosen and its top-5 candidates. Then: branch the LLM at a step (a written token is never revised),
+switch the image prompt mid-way (early steps settle layout and colours), and measure what each model's
+cost grows with. Each of the article's three differences links to the tab that shows it.
 """
 
 import html
 
 import gradio as gr
+import pandas as pd
 
-from demo.text_tab import candidates_html
+from demo.text_diffusion_tab import canvas_value
 from demo.ui import Slider, guarded, seed_input
 from pipelines.base import Step
 
@@ -37,13 +42,55 @@ TEMPERATURE_NOTE = ("**Temperature (LLM)**: how the next token is drawn from its
                     "likely token; higher values flatten the distribution, so rarer tokens get picked.")
 
 
+PROMPT = "a large red circle in the center on a blue background"
+SWITCH_AFTER = "a large yellow circle in the center on a green background"
+SWITCH_ROW = (2, 6, 10, 15, 20, 24)  # the switch steps shown side by side (of 25)
+BRANCH_NOTE = ("**Branch the LLM.** An LLM never revises a token it wrote. Pick a step and one of that step's top-5 "
+               "candidates: the LLM continues greedily from there. Everything before the step stays; what follows "
+               "changes.")
+SWITCH_NOTE = ("**Switch the diffusion prompt mid-way.** The early denoising steps settle the layout and the colours, "
+               "the late ones only details. Start with the prompt, switch to another from a given step: switched early, "
+               "the picture follows the new prompt; switched late, it keeps the first one's colours.")
+COST_NOTE = ("**What grows with the output.** An LLM runs its network once per token, so its forward passes (and "
+             "seconds) grow with the length. A diffusion model runs its network once per step (twice with guidance) "
+             "over the *whole* output, so its passes stay at its step count whatever the size; only each pass gets "
+             "bigger. Measured live on this machine.")
+
+
+def candidates_label(step: Step | None) -> dict | None:
+    """The step's top-5 next-token candidates for gr.Label ({token: probability})."""
+    if step is None or "candidates" not in step.info:
+        return None
+    return {repr(c["token"]): c["probability"] for c in step.info["candidates"]}
+
+
+def seconds_frame(records: dict) -> pd.DataFrame:
+    """Per-step seconds of every lane, for a line plot."""
+    names = {"diffusion": "image diffusion", "text_diffusion": "text diffusion", "llm": "LLM"}
+    rows = [{"step": r["step"], "seconds": r["seconds"] or 0.0, "lane": names[lane]}
+            for lane in names for r in records.get(lane, [])]
+    return pd.DataFrame(rows, columns=["step", "seconds", "lane"])
+
+
+def probability_frame(records: dict) -> pd.DataFrame:
+    """The chosen token's probability at each LLM step."""
+    rows = [{"step": r["step"], "probability": r["probability"], "token": r["token"]} for r in records.get("llm", [])]
+    return pd.DataFrame(rows, columns=["step", "probability", "token"])
+
+
+def branch_value(records: list[dict], step: int) -> list[tuple[str, str | None]]:
+    """The branched text for gr.HighlightedText: kept tokens plain, the forced one and what followed labelled."""
+    return [(r["token"], None if r["step"] < step else "branched here" if r["step"] == step else "new continuation")
+            for r in records]
+
+
 def table_markdown() -> str:
     rows = "\n".join(f"| **{name}** | {diffusion} | {llm} |" for name, diffusion, llm, _ in DIFFERENCES)
     return "| | Diffusion model | LLM |\n|---|---|---|\n" + rows
 
 
 def counter_html(kind: str, steps: list[Step], total: int, passes_per_step: int, seconds: float | None = None) -> str:
-    """Live counter: steps, forward passes, seconds per step, total time."""
+    """Live counter: steps, forward passes, seconds per step, total time (the text lanes' extra passes excluded)."""
     done = len(steps)
     elapsed = seconds if seconds is not None else (steps[-1].elapsed if steps else 0.0)
     per = elapsed / done if done else 0.0
@@ -52,52 +99,95 @@ def counter_html(kind: str, steps: list[Step], total: int, passes_per_step: int,
             f"{elapsed:.2f} s total</div>")
 
 
-def build(tabs: gr.Tabs, compare=None, knobs=None, info: dict | None = None) -> None:
+def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cost=None, info: dict | None = None) -> None:
     """`compare(prompt, num_inference_steps, max_new_tokens, seed)` streams (side, item) pairs (pipelines.compare);
-    `knobs(prompt, seed)` returns {"guidance": [(g, image)], "temperature": [(t, text)]}; `tabs` for the links."""
+    `knobs(prompt, seed)` returns {"guidance": [(g, image)], "temperature": [(t, text)]}; `branch(prompt, step,
+    candidate, max_new_tokens, seed)` -> (text, records); `switch(prompt, prompt_after, switch_step,
+    num_inference_steps, seed)` -> ImageOutput; `cost()` -> rows; `tabs` for the links."""
     info = info or {}
     d = info.get("defaults", {})
-    gr.Markdown("## Diffusion vs LLM, live: one prompt, both kinds of model, step by step")
+    gr.Markdown("## Diffusion vs LLM, live: one prompt, three kinds of model, step by step")
     if info.get("missing"):
         gr.Markdown(f"⚠️ {info['missing']}")
     with gr.Row():
-        prompt = gr.Textbox(label="Prompt", value="a large red circle in the center on a blue background", scale=4,
-                            elem_id="compare-prompt")
+        prompt = gr.Textbox(label="Prompt", value=PROMPT, scale=4, elem_id="compare-prompt")
         steps = Slider(2, 50, value=d.get("num_inference_steps", 25), step=1, label="Diffusion steps", field="num_inference_steps")
         max_new_tokens = Slider(4, 64, value=24, step=1, label="LLM tokens (max)", field="max_new_tokens")
         seed = seed_input()
     with gr.Row():
-        run = gr.Button("Run both", variant="primary", elem_id="compare-run")
+        run = gr.Button("Run all three", variant="primary", elem_id="compare-run")
         stop = gr.Button("Stop")
     with gr.Row():
         with gr.Column():
-            gr.Markdown("### Diffusion: the whole picture, refined every step")
+            gr.Markdown("### Image diffusion: the whole picture, refined every step")
             image = gr.Image(label="Predicted clean image at this step", format="png", height=256,
                              elem_classes=["pixelated", "enlarge"], interactive=False, elem_id="compare-image")
             diffusion_counter = gr.HTML(elem_id="compare-diffusion-counter")
         with gr.Column():
+            gr.Markdown("### Text diffusion: the whole text, several words per step, any order")
+            td_canvas = gr.HighlightedText(label="Canvas (▒ still masked)", combine_adjacent=False,
+                                           color_map={"committed at this step": "#f59e0b"}, elem_id="compare-td-canvas")
+            td_counter = gr.HTML(elem_id="compare-td-counter")
+        with gr.Column():
             gr.Markdown("### LLM: one token per step, left to right")
             text = gr.Textbox(label="Text so far", lines=4, interactive=False, elem_id="compare-text")
-            candidates = gr.HTML(elem_id="compare-candidates")
+            candidates = gr.Label(label="Next-token candidates", num_top_classes=5, elem_id="compare-candidates")
             llm_counter = gr.HTML(elem_id="compare-llm-counter")
-    timeline = gr.Slider(1, 2, value=1, step=1, label="Timeline: replay step k of both models", interactive=False,
+    timeline = gr.Slider(1, 2, value=1, step=1, label="Timeline: replay step k of all three", interactive=False,
                          elem_id="compare-timeline")
     caption = gr.Markdown(elem_id="compare-caption")
+    with gr.Row():
+        seconds_plot = gr.LinePlot(x="step", y="seconds", color="lane", title="Seconds per step, each lane", height=220)
+        probability_plot = gr.LinePlot(x="step", y="probability", title="LLM: probability of the chosen token", height=220,
+                                       tooltip=["token", "probability"], y_lim=[0, 1])
     with gr.Accordion("Step records (JSON)", open=False):
         records = gr.JSON(label="records")
-    history = gr.State({"diffusion": [], "llm": []})
+    history = gr.State({"diffusion": [], "text_diffusion": [], "llm": []})
+
+    gr.Markdown("## Experiments")
+    with gr.Group():
+        gr.Markdown(BRANCH_NOTE)
+        with gr.Row():
+            branch_step = Slider(1, 64, value=3, step=1, label="At LLM step", field="step", elem_id="branch-step")
+            branch_candidate = gr.Radio([1, 2, 3, 4, 5], value=2, label="Take candidate (rank)", elem_id="branch-candidate")
+            branch_button = gr.Button("Branch", elem_id="branch-run")
+        branch_text = gr.Textbox(label="Branched text", interactive=False, elem_id="branch-output")
+        branch_view = gr.HighlightedText(label="Kept · branched here · new continuation", combine_adjacent=True,
+                                         color_map={"branched here": "#ef4444", "new continuation": "#3b82f6"})
+        branch_records = gr.JSON(label="Branch records (llm format)", visible=False)
+    with gr.Group():
+        gr.Markdown(SWITCH_NOTE)
+        with gr.Row():
+            prompt_after = gr.Textbox(label="Then switch to", value=SWITCH_AFTER, scale=3, elem_id="switch-after")
+            switch_step = Slider(1, 50, value=2, step=1, label="From step", field="switch_step")
+            switch_button = gr.Button("Switch", elem_id="switch-run")
+            row_button = gr.Button("A row of switch steps", elem_id="switch-row-run")
+        with gr.Row():
+            switch_image = gr.Image(label="Switched", format="png", height=200, elem_classes=["pixelated", "enlarge"],
+                                    interactive=False, elem_id="switch-output")
+            switch_row = gr.Gallery(label="Switched at step k of 25", columns=len(SWITCH_ROW), height=200,
+                                    elem_classes="pixelated", object_fit="contain", elem_id="switch-row")
+    with gr.Group():
+        gr.Markdown(COST_NOTE)
+        cost_button = gr.Button("Measure", elem_id="cost-run")
+        with gr.Row():
+            passes_plot = gr.LinePlot(x="size", y="forward_passes", color="model", height=240,
+                                      title="Forward passes vs output size (× the smallest)", elem_id="cost-passes")
+            cost_seconds_plot = gr.LinePlot(x="size", y="seconds", color="model", height=240,
+                                            title="Seconds vs output size (× the smallest)")
 
     gr.Markdown("### The knobs, explained by doing (same seed, three settings each)")
     with gr.Row():
-        knob_button = gr.Button("Show the knobs")
+        knob_button = gr.Button("Show the knobs for this prompt")
     with gr.Row():
         with gr.Column():
             gr.Markdown(GUIDANCE_NOTE)
             guidance_gallery = gr.Gallery(label="guidance scale", columns=3, height=180, elem_classes="pixelated",
-                                          object_fit="contain")
+                                          object_fit="contain", elem_id="knobs-guidance")
         with gr.Column():
             gr.Markdown(TEMPERATURE_NOTE)
-            temperature_table = gr.Markdown("*Press **Show the knobs**: the same prompt and seed at three temperatures.*")
+            temperature_table = gr.Markdown("*Loading the same prompt and seed at three temperatures...*",
+                                            elem_id="knobs-temperature")
 
     gr.Markdown("### The article's three differences\n" + table_markdown())
     for name, _, _, targets in DIFFERENCES:
@@ -112,49 +202,83 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, info: dict | None = None) -> 
 
     @guarded
     def compare_fn(prompt, num_inference_steps, max_new_tokens, seed):
-        """Run both models on one prompt; yields (image, text, records, counters, candidates, timeline, history)."""
-        seen: dict[str, list[Step]] = {"diffusion": [], "llm": []}
+        """Run the three models on one prompt; yields (image, text, records, counters, candidates, timeline, ...)."""
+        seen: dict[str, list[Step]] = {"diffusion": [], "text_diffusion": [], "llm": []}
         passes = 2 if d.get("guidance_scale", 5.0) > 1 else 1
-        total = {"diffusion": int(num_inference_steps), "llm": int(max_new_tokens)}
+        total = {"diffusion": int(num_inference_steps), "llm": int(max_new_tokens), "text_diffusion": 0}
+        skip = [gr.skip()] * 13
         for side, item in compare(prompt, int(num_inference_steps), int(max_new_tokens), int(seed)):
             if isinstance(item, Step):
                 seen[side].append(item)
-                counter = counter_html("diffusion" if side == "diffusion" else "LLM", seen[side], total[side],
-                                       passes if side == "diffusion" else 1)
+                out = list(skip)
                 if side == "diffusion":
-                    yield (item.preview if item.preview is not None else gr.skip(), gr.skip(), gr.skip(), counter,
-                           gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                    out[0] = item.preview if item.preview is not None else gr.skip()
+                    out[3] = counter_html("image diffusion", seen[side], total[side], passes)
+                elif side == "llm":
+                    out[1], out[4], out[5] = (item.preview, counter_html("LLM", seen[side], total[side], 1),
+                                              candidates_label(item))
                 else:
-                    yield (gr.skip(), item.preview, gr.skip(), gr.skip(), counter, candidates_html(item), gr.skip(),
-                           gr.skip(), gr.skip())
+                    out[9], out[10] = canvas_value(item), counter_html("text diffusion", seen[side], item.total, 1)
+                yield tuple(out)
             else:  # the final CompareOutput
-                n = max(len(seen["diffusion"]), len(seen["llm"]), 2)
-                state = {"diffusion": [s.preview for s in seen["diffusion"]],
+                n = max(len(v) for v in seen.values())
+                state = {"diffusion": [s.preview for s in seen["diffusion"]], "text_diffusion": seen["text_diffusion"],
                          "llm": [(s.preview, s) for s in seen["llm"]]}
+                td = seen["text_diffusion"]
                 yield (item.image, item.text, item.records,
-                       counter_html("diffusion", seen["diffusion"], len(seen["diffusion"]), passes, item.seconds["diffusion"]),
+                       counter_html("image diffusion", seen["diffusion"], len(seen["diffusion"]), passes, item.seconds["diffusion"]),
                        counter_html("LLM", seen["llm"], len(seen["llm"]), 1, item.seconds["llm"]),
-                       candidates_html(seen["llm"][-1] if seen["llm"] else None),
-                       gr.Slider(1, n, value=n, step=1, interactive=True), replay_caption(n, state), state)
+                       candidates_label(seen["llm"][-1] if seen["llm"] else None),
+                       gr.Slider(1, max(n, 2), value=n, step=1, interactive=True), replay_caption(n, state), state,
+                       canvas_value(td[-1] if td else None),
+                       counter_html("text diffusion", td, len(td), 1, item.seconds.get("text_diffusion")) if td else "",
+                       seconds_frame(item.records), probability_frame(item.records))
 
     def replay_caption(k: int, state: dict) -> str:
-        nd, nl = len(state["diffusion"]), len(state["llm"])
-        d_txt = f"diffusion step {min(k, nd)} / {nd}: the whole image, one refinement further"
+        nd, nt, nl = len(state["diffusion"]), len(state["text_diffusion"]), len(state["llm"])
+        parts = [f"image diffusion step {min(k, nd)} / {nd}: the whole image, one refinement further"]
+        if nt:
+            step = state["text_diffusion"][min(k, nt) - 1]
+            where = ", ".join(str(c["position"] + 1) for c in step.info["committed"])
+            parts.append(f"text diffusion step {min(k, nt)} / {nt}: committed positions {where}")
         if nl:
             step = state["llm"][min(k, nl) - 1][1]
-            l_txt = f"LLM step {min(k, nl)} / {nl}: chose {step.info['token']!r} (p = {step.info['probability']:.2f})"
-        else:
-            l_txt = "LLM: no tokens"
-        return f"**Step {k}** · {d_txt} · {l_txt}" + (" (finished earlier)" if k > nl else "")
+            parts.append(f"LLM step {min(k, nl)} / {nl}: chose {step.info['token']!r} (p = {step.info['probability']:.2f})"
+                         + (" (finished earlier)" if k > nl else ""))
+        return f"**Step {k}** · " + " · ".join(parts)
 
     def replay_fn(k, state):
-        """Show step k of both models from the last run."""
+        """Show step k of the three models from the last run."""
         k = int(k)
-        if not state["diffusion"] and not state["llm"]:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if not any(state.values()):
+            return (gr.skip(),) * 5
         img = state["diffusion"][min(k, len(state["diffusion"])) - 1] if state["diffusion"] else gr.skip()
         text_so_far, step = state["llm"][min(k, len(state["llm"])) - 1] if state["llm"] else ("", None)
-        return img, text_so_far, candidates_html(step), replay_caption(k, state)
+        td = state["text_diffusion"]
+        canvas = canvas_value(td[min(k, len(td)) - 1]) if td else gr.skip()
+        return img, text_so_far, candidates_label(step), replay_caption(k, state), canvas
+
+    @guarded
+    def branch_fn(prompt, step, candidate, max_new_tokens, seed):
+        """Branch the comparison's LLM at `step`, taking candidate `candidate`; returns the new text and its records."""
+        text, records = branch(prompt, int(step), int(candidate), int(max_new_tokens), int(seed))
+        return text, records, branch_value(records, int(step))
+
+    @guarded
+    def switch_fn(prompt, prompt_after, switch_step, num_inference_steps, seed):
+        """The image model on `prompt`, switched to `prompt_after` from step `switch_step` on."""
+        return switch(prompt, prompt_after, int(switch_step), int(num_inference_steps), int(seed)).image
+
+    @guarded
+    def switch_row_fn(prompt, prompt_after, seed):
+        """The switch at a row of steps (of 25), side by side."""
+        return [(switch(prompt, prompt_after, k, 25, int(seed)).image, f"from step {k}") for k in SWITCH_ROW]
+
+    @guarded
+    def cost_fn():
+        """Measure forward passes and seconds against output size for each model."""
+        frame = pd.DataFrame(cost())
+        return frame, frame
 
     @guarded
     def knobs_fn(prompt, seed):
@@ -165,12 +289,22 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, info: dict | None = None) -> 
                 "| temperature | text |\n|---|---|\n" + rows)
 
     event = run.click(compare_fn, [prompt, steps, max_new_tokens, seed],
-                      [image, text, records, diffusion_counter, llm_counter, candidates, timeline, caption, history],
-                      api_name="compare")
+                      [image, text, records, diffusion_counter, llm_counter, candidates, timeline, caption, history,
+                       td_canvas, td_counter, seconds_plot, probability_plot], api_name="compare")
     stop.click(None, cancels=[event])
-    timeline.change(replay_fn, [timeline, history], [image, text, candidates, caption], api_name="compare_step",
+    timeline.change(replay_fn, [timeline, history], [image, text, candidates, caption, td_canvas], api_name="compare_step",
                     queue=False)
+    if branch is not None:
+        branch_button.click(branch_fn, [prompt, branch_step, branch_candidate, max_new_tokens, seed],
+                            [branch_text, branch_records, branch_view], api_name="branch")
+    if switch is not None:
+        switch_button.click(switch_fn, [prompt, prompt_after, switch_step, steps, seed], switch_image, api_name="switch")
+        row_button.click(switch_row_fn, [prompt, prompt_after, seed], switch_row, api_name="switch_row")
+    if cost is not None:
+        cost_button.click(cost_fn, None, [passes_plot, cost_seconds_plot], api_name="cost")
     knob_button.click(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name="knobs")
+    if gr.context.Context.root_block is not None:  # a first result on load (the app caches it: one run per process)
+        gr.context.Context.root_block.load(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name=False)
 
 
 if __name__ == "__main__":  # python -m demo.differences_tab  (bundled models)

@@ -1,8 +1,13 @@
-"""One idea, both kinds of model, step by step: the diffusion model paints the prompt while the LLM
-describes it. Both run at once through the one step interface; their steps arrive interleaved.
+"""One idea, every kind of model, step by step: the image diffusion model paints the prompt while the
+text-diffusion model and the LLM describe it. All run at once through the one step interface; their
+steps arrive interleaved.
 
-    for side, item in compare_stream(image, text, "a red circle on a blue background"):
-        ...  # side is "diffusion" or "llm"; item a Step, then that side's final output
+    for side, item in compare_stream(image, text, "a red circle on a blue background", text_diffusion=td):
+        ...  # side is "diffusion", "text_diffusion" or "llm"; item a Step, then ("done", CompareOutput)
+
+And the experiments that turn the tab's claims into something a learner runs: `branch` (an LLM never
+revises a token: force another candidate at step k, everything before stays), `switch` (a diffusion
+model settles layout and colours early: change the prompt mid-way), `cost` (what grows with the output).
 """
 
 import queue
@@ -13,20 +18,27 @@ from dataclasses import dataclass
 from .base import Step, Timer, check_range, check_seed, check_text, final
 
 DESCRIBE = "In one short sentence, describe a picture of {prompt}."
+LANES = ("diffusion", "text_diffusion", "llm")
 
 
 @dataclass
 class CompareOutput:
     image: object  # PIL image
-    text: str
-    records: dict  # {"diffusion": [...], "llm": [...]} one record per step (see `records`)
-    seconds: dict  # {"diffusion": s, "llm": s}
+    text: str  # the LLM's description
+    records: dict  # {"diffusion": [...], "text_diffusion": [...], "llm": [...]}: one record per step
+    seconds: dict  # {"diffusion": s, "text_diffusion": s, "llm": s, "wall": s}
+    description: str = ""  # the text-diffusion model's description ("" without that lane)
 
 
 def diffusion_record(step: Step, guidance_scale: float) -> dict:
     # classifier-free guidance runs the UNet on the prompt and on the empty prompt: two passes a step
     return {"step": step.index, "timestep": step.info.get("timestep"), "seconds": step.info.get("seconds"),
             "elapsed": round(step.elapsed, 4), "forward_passes": 2 if guidance_scale > 1 else 1}
+
+
+def text_diffusion_record(step: Step) -> dict:
+    return {"step": step.index, "committed": step.info["committed"], "seconds": step.info.get("seconds"),
+            "elapsed": round(step.elapsed, 4), "masks_left": step.info["masks_left"], "forward_passes": 1}
 
 
 def llm_record(step: Step) -> dict:
@@ -36,8 +48,10 @@ def llm_record(step: Step) -> dict:
 
 
 def compare_stream(image, text, prompt: str, num_inference_steps: int | None = None, max_new_tokens: int = 40,
-                   seed: int = 0, guidance_scale: float | None = None, preview: bool = True) -> Iterator[tuple[str, object]]:
-    """Yield (side, Step) as either model steps, then ("done", CompareOutput)."""
+                   seed: int = 0, guidance_scale: float | None = None, preview: bool = True,
+                   text_diffusion=None) -> Iterator[tuple[str, object]]:
+    """Yield (side, Step) as any model steps, then ("done", CompareOutput). The text-diffusion lane runs when
+    `text_diffusion` is given and its model is there, with its own default length and steps."""
     prompt = check_text("prompt", prompt, 300)
     check_range("max_new_tokens", max_new_tokens, 1, 256, integer=True)
     check_seed(seed)
@@ -46,6 +60,8 @@ def compare_stream(image, text, prompt: str, num_inference_steps: int | None = N
         "diffusion": image.stream(prompt, "", num_inference_steps, guidance_scale, seed, preview=preview),
         "llm": text.stream(DESCRIBE.format(prompt=prompt), "", max_new_tokens, 0.0, 1.0, seed, preview=preview),
     }
+    if text_diffusion is not None and not text_diffusion.missing:
+        streams["text_diffusion"] = text_diffusion.stream(prompt, seed=seed)
     items: queue.Queue = queue.Queue()
     stop = threading.Event()
 
@@ -83,11 +99,44 @@ def compare_stream(image, text, prompt: str, num_inference_steps: int | None = N
         stop.set()
         for t in threads:
             t.join()
+    td = finals.get("text_diffusion")
     records = {"diffusion": [diffusion_record(s, guidance_scale) for s in finals["diffusion"].steps],
+               "text_diffusion": [text_diffusion_record(s) for s in td.steps] if td else [],
                "llm": [llm_record(s) for s in finals["llm"].steps]}
-    seconds = {"diffusion": round(finals["diffusion"].seconds, 3), "llm": round(finals["llm"].seconds, 3),
-               "wall": round(timer(), 3)}
-    yield "done", CompareOutput(finals["diffusion"].image, finals["llm"].text, records, seconds)
+    seconds = {side: round(out.seconds, 3) for side, out in finals.items()} | {"wall": round(timer(), 3)}
+    yield "done", CompareOutput(finals["diffusion"].image, finals["llm"].text, records, seconds, td.text if td else "")
+
+
+def branch(text, prompt: str, step: int, candidate: int, max_new_tokens: int = 24, seed: int = 0) -> tuple[str, list[dict]]:
+    """The LLM of a comparison, made to take its `candidate`-th most likely token (1-5) at step `step`, then
+    greedy again: (the whole new text, its records in the `llm` format). Tokens before `step` are the
+    comparison's own (same prompt, seed and max_new_tokens: greedy decoding repeats them exactly)."""
+    prompt = check_text("prompt", prompt, 300)
+    check_range("max_new_tokens", max_new_tokens, 1, 256, integer=True)
+    check_range("step", step, 1, max_new_tokens, integer=True)
+    check_range("candidate", candidate, 1, 5, integer=True)
+    check_seed(seed)
+    question = DESCRIBE.format(prompt=prompt)
+    base = final(text.stream(question, "", max_new_tokens, 0.0, 1.0, seed, preview=False))
+    if step > len(base.steps):
+        raise ValueError(f"`step` must be at most {len(base.steps)}: the comparison's LLM stopped after that many tokens; "
+                         f"got {step}.")
+    kept, at = base.steps[:step - 1], base.steps[step - 1]
+    chosen = at.info["candidates"][candidate - 1]
+    prefix = [s.info["token_id"] for s in kept] + [chosen["token_id"]]
+    forced = {**llm_record(at), "token": chosen["token"], "probability": chosen["probability"], "branched": True}
+    records = [llm_record(s) for s in kept] + [forced]
+    if step < max_new_tokens:
+        rest = final(text.stream(question, "", max_new_tokens - step, 0.0, 1.0, seed, preview=False, prefix_ids=prefix))
+        records += [{**llm_record(s), "step": step + s.index} for s in rest.steps]
+        prefix += [s.info["token_id"] for s in rest.steps]
+    return text.tokenizer.decode(prefix, skip_special_tokens=True).strip(), records
+
+
+def switch(image, prompt: str, prompt_after: str, switch_step: int, num_inference_steps: int = 25, seed: int = 0):
+    """The image model guided by `prompt` for steps 1..switch_step-1 and by `prompt_after` from `switch_step` on."""
+    return final(image.stream(prompt, "", num_inference_steps, None, seed, preview=False, prompt_after=prompt_after,
+                              switch_step=switch_step))
 
 
 def knobs(image, text, prompt: str, seed: int = 0, guidance_scales=(1.0, 4.0, 9.0),
@@ -99,3 +148,31 @@ def knobs(image, text, prompt: str, seed: int = 0, guidance_scales=(1.0, 4.0, 9.
     texts = [(t, final(text.stream(DESCRIBE.format(prompt=prompt), "", max_new_tokens, t, 1.0, seed, preview=False)).text)
              for t in temperatures]
     return {"guidance": images, "temperature": texts}
+
+
+def cost(image, text, text_diffusion=None, seed: int = 0) -> list[dict]:
+    """Measure what each kind of model pays as its output grows, at a fixed number of steps for the diffusion
+    models: one row per (model, size) with `size` (relative to that model's smallest output), `forward_passes`
+    and `seconds`. An LLM's passes grow with its tokens; a diffusion model's stay at its step count."""
+    rows = []
+    d = image.spec.defaults
+    steps, guidance = 10, d.get("guidance_scale", 5.0)
+    low, high, multiple = image.limit("width", (256, 1024, 64))
+    width = d.get("width", 512)
+    sides = sorted({max(low, min(high, s - s % multiple)) for s in (width, width * 3 // 2, width * 2)})
+    for side in sides:
+        out = final(image.stream("a red circle", "", steps, guidance, seed, side, side, preview=False))
+        rows.append({"model": "image diffusion", "size": round(side**2 / sides[0] ** 2, 2),
+                     "forward_passes": steps * (2 if guidance > 1 else 1), "seconds": round(out.seconds, 3)})
+    if text_diffusion is not None and not text_diffusion.missing:
+        low, high, multiple = text_diffusion.spec.limits.get("gen_length", (8, 512, 8))
+        lengths = sorted({low, max(low, (low + high) // 2 // multiple * multiple), high})
+        for n in lengths:
+            out = final(text_diffusion.stream("a red circle", n, 8, seed))
+            rows.append({"model": "text diffusion", "size": round(n / lengths[0], 2), "forward_passes": len(out.steps),
+                         "seconds": round(out.seconds, 3)})
+    for n in (8, 16, 32):
+        out = final(text.stream("Count from one to one hundred, in words.", "", n, 0.0, 1.0, seed, preview=False))
+        rows.append({"model": "LLM", "size": round(len(out.steps) / 8, 2), "forward_passes": len(out.steps),
+                     "seconds": round(out.seconds, 3)})
+    return rows

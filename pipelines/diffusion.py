@@ -91,14 +91,16 @@ def recording_x0(scheduler):
         del scheduler.step  # back to the class's method
 
 
-def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | None, timer: Timer):
+def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | None, timer: Timer,
+            on_step_end: Callable | None = None):
     """Call `pipe(**call_kwargs)`, emitting one Step per denoising iteration. Returns (output, steps).
 
     `decode(x0_latents)` makes the preview, or None for previews off. Previews are decoded on a
     second thread while the next step runs, so on a multi-core CPU they cost the denoising almost
     nothing (bench/bench.py: previews on vs off); steps still reach the consumer in order, each with
     its preview, and all of them before the final output. The step's info holds the timestep and the
-    step's own duration (decoding excluded).
+    step's own duration (decoding excluded). `on_step_end(pipe, i, callback_kwargs)` may return tensors to
+    replace (e.g. {"prompt_embeds": ...}); it needs a pipeline with `callback_on_step_end`.
     """
     steps: list[Step] = []
     last = [timer()]
@@ -136,10 +138,13 @@ def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | 
             def callback_on_step_end(p, i, t, callback_kwargs):
                 if not on_step(i, t):
                     p._interrupt = True
-                return callback_kwargs
+                return on_step_end(p, i, callback_kwargs) if on_step_end else callback_kwargs
 
-            output = pipe(**call_kwargs, callback_on_step_end=callback_on_step_end)
+            extra = {"callback_on_step_end_tensor_inputs": ["latents", "prompt_embeds"]} if on_step_end else {}
+            output = pipe(**call_kwargs, callback_on_step_end=callback_on_step_end, **extra)
         else:  # AudioLDM(2) and other pipelines with the legacy callback
+            if on_step_end:
+                raise ValueError(f"{type(pipe).__name__} has no callback_on_step_end: its prompt cannot be switched mid-way.")
 
             def callback(i, t, latents):
                 if not on_step(i, t):

@@ -34,13 +34,21 @@ class ImagePipeline(DiffusionModel):
 
     def stream(self, prompt: str, negative_prompt: str = "", num_inference_steps: int | None = None,
                guidance_scale: float | None = None, seed: int = 0, width: int | None = None,
-               height: int | None = None, preview: bool = True) -> Iterator[Step | ImageOutput]:
-        """Yield one Step per denoising iteration (preview: the predicted clean image), then an ImageOutput."""
+               height: int | None = None, preview: bool = True, prompt_after: str | None = None,
+               switch_step: int | None = None) -> Iterator[Step | ImageOutput]:
+        """Yield one Step per denoising iteration (preview: the predicted clean image), then an ImageOutput.
+
+        With `prompt_after`, steps `switch_step`.. (1-based) are guided by `prompt_after` instead of `prompt`:
+        the prompt embeddings are swapped in diffusers' `callback_on_step_end` after step `switch_step - 1`.
+        """
         d = self.spec.defaults
         num_inference_steps = d.get("num_inference_steps", 25) if num_inference_steps is None else num_inference_steps
         guidance_scale = d.get("guidance_scale", 5.0) if guidance_scale is None else guidance_scale
         width, height = width or d.get("width", 512), height or d.get("height", 512)
         self.check_inputs(prompt, negative_prompt, num_inference_steps, guidance_scale, seed, width, height)
+        if prompt_after is not None:
+            check_text("prompt_after", prompt_after, MAX_PROMPT_CHARS)
+            check_range("switch_step", switch_step, 1, num_inference_steps, integer=True)
 
         def work(emit):
             pipe = self.pipe  # loads on first use; not counted in the timings
@@ -52,10 +60,35 @@ class ImagePipeline(DiffusionModel):
             if negative_prompt and negative_prompt.strip() and guidance_scale > 1:
                 kwargs["negative_prompt"] = negative_prompt.strip()  # ignored (with a warning) without CFG
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
-            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
+            swap = None
+            if prompt_after is not None:
+                if int(switch_step) == 1:  # switched before the first step: prompt_after all along
+                    kwargs["prompt"] = prompt_after.strip()
+                else:
+                    swap = self.prompt_switch(pipe, prompt_after.strip(), kwargs.get("negative_prompt", ""),
+                                              float(guidance_scale), int(switch_step))
+            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, on_step_end=swap)
             return ImageOutput(image=output.images[0], seed=int(seed), seconds=timer(), steps=steps)
 
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
+
+    @staticmethod
+    @torch.no_grad()
+    def prompt_switch(pipe, prompt_after: str, negative_prompt: str, guidance_scale: float, switch_step: int):
+        """A `callback_on_step_end` hook that hands the pipeline `prompt_after`'s embeddings after step
+        `switch_step - 1`, laid out as the pipeline keeps them (negative first when guiding)."""
+        if type(pipe).__name__ != "StableDiffusionPipeline":  # SDXL & co. also carry pooled embeddings
+            raise ValueError(f"Switching the prompt mid-way needs a StableDiffusionPipeline; this model is {type(pipe).__name__}.")
+        guided = guidance_scale > 1
+        positive, negative = pipe.encode_prompt(prompt_after, pipe.device, 1, guided, negative_prompt or None)[:2]
+        embeds = torch.cat([negative, positive]) if guided else positive
+
+        def swap(p, i, callback_kwargs):
+            if i + 2 == switch_step:  # i is 0-based: the next step is switch_step
+                callback_kwargs["prompt_embeds"] = embeds.to(callback_kwargs["prompt_embeds"].dtype)
+            return callback_kwargs
+
+        return swap
 
     @staticmethod
     @torch.no_grad()

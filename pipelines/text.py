@@ -94,7 +94,7 @@ class _TokenSteps(BaseStreamer):
             "token": self.tokenizer.decode([token_id]),
             "token_id": token_id,
             "probability": round(float(probs[token_id]), 4),
-            "candidates": [{"token": self.tokenizer.decode([int(i)]), "probability": round(float(p), 4)}
+            "candidates": [{"token": self.tokenizer.decode([int(i)]), "token_id": int(i), "probability": round(float(p), 4)}
                            for p, i in zip(top.values, top.indices)],
             "seconds": round(now - self.last, 4),
         }
@@ -182,8 +182,13 @@ class TextPipeline:
 
     def stream(self, prompt: str, system_prompt: str = "", max_new_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int = 0,
-               preview: bool = True, answer_prefix: str = "", repetition_penalty: float = 1.0) -> Iterator[Step | TextOutput]:
-        """Yield one Step per generated token (preview: the text so far), then a TextOutput."""
+               preview: bool = True, answer_prefix: str = "", repetition_penalty: float = 1.0,
+               prefix_ids: list[int] | None = None) -> Iterator[Step | TextOutput]:
+        """Yield one Step per generated token (preview: the text so far), then a TextOutput.
+
+        `prefix_ids`: answer tokens taken as already written (a branch of an earlier run); generation goes on
+        after them, and the steps and text hold only the new tokens.
+        """
         d = self.spec.defaults
         max_new_tokens = d.get("max_new_tokens", 128) if max_new_tokens is None else max_new_tokens
         temperature = d.get("temperature", 0.7) if temperature is None else temperature
@@ -194,6 +199,8 @@ class TextPipeline:
             self.load()  # on first use; not counted in the timings
             timer = Timer()
             ids = self.chat_ids(prompt.strip(), (system_prompt or "").strip() or None, answer_prefix)
+            if prefix_ids:
+                ids = torch.cat([ids, torch.tensor([prefix_ids], device=ids.device)], dim=1)
             probe, stop = _Probe(float(temperature)), _Stop()
             steps = _TokenSteps(self.tokenizer, probe, stop, emit, int(max_new_tokens), timer, preview)
             torch.manual_seed(int(seed))

@@ -109,6 +109,10 @@ def test_api_lists_the_documented_endpoints_and_parameters(client):
         "/text": ["prompt", "system_prompt", "max_new_tokens", "temperature", "top_p", "seed"],
         "/understand": ["text", "task"],
         "/translate": ["text", "source_language", "target_language"],
+        "/text_diffusion": ["prompt", "gen_length", "num_inference_steps", "seed"],
+        "/compare": ["prompt", "num_inference_steps", "max_new_tokens", "seed"],
+        "/branch": ["prompt", "step", "candidate", "max_new_tokens", "seed"],
+        "/switch": ["prompt", "prompt_after", "switch_step", "num_inference_steps", "seed"],
     }
     for name, params in expected.items():
         assert name in info, f"{name} missing from the API"
@@ -130,3 +134,63 @@ def test_translation_covers_the_languages(bundled):
     for target in ("French", "Spanish", "German", "Italian", "Portuguese", "Chinese"):
         out = final(pipelines["text"].translate_stream("Thank you very much.", "English", target, max_new_tokens=16))
         assert out.text.strip() and out.text.strip() != "Thank you very much."
+
+
+def test_text_diffusion_endpoint_returns_the_text_and_its_steps(client, bundled):
+    if bundled[1]["text_diffusion"].missing:
+        with pytest.raises(AppError, match="not in this checkout"):
+            client.predict(prompt="a red circle", gen_length=32, num_inference_steps=16, seed=0, api_name="/text_diffusion")
+        return
+    out = client.predict(prompt="a small red circle on the left on a blue background", gen_length=32,
+                         num_inference_steps=16, seed=0, api_name="/text_diffusion")
+    text, steps = out[0], out[3]["steps"]
+    assert isinstance(text, str) and "circle" in text
+    assert [s["step"] for s in steps] == list(range(1, 17)) and steps[-1]["masks_left"] == 0
+    assert sum(len(s["committed"]) for s in steps) == 32
+    assert {"position", "token", "probability"} == set(steps[0]["committed"][0]) and "seconds" in steps[0]
+    with pytest.raises(AppError, match="gen_length"):
+        client.predict(prompt="a red circle", gen_length=30, num_inference_steps=16, seed=0, api_name="/text_diffusion")
+
+
+@pytest.fixture(scope="module")
+def comparison(client, bundled):
+    if bundled[1]["image"].missing:
+        pytest.skip("the bundled image model is not in this checkout")
+    args = dict(prompt="a small yellow triangle at the top on a black background", max_new_tokens=12, seed=4)
+    return args, client.predict(num_inference_steps=10, **args, api_name="/compare")[2]
+
+
+def test_compare_records_all_three_lanes(comparison, bundled):
+    records = comparison[1]
+    assert len(records["diffusion"]) == 10 and 1 <= len(records["llm"]) <= 12
+    if not bundled[1]["text_diffusion"].missing:
+        td = records["text_diffusion"]
+        assert td and {"step", "committed", "seconds"} <= set(td[0])
+        assert {"position", "token", "probability"} == set(td[0]["committed"][0])
+
+
+@pytest.mark.parametrize("step, candidate", [(2, 2), (4, 3)])
+def test_branch_keeps_what_came_before_and_takes_the_chosen_candidate(client, comparison, step, candidate):
+    args, records = comparison
+    llm = records["llm"]
+    text, branched = client.predict(step=step, candidate=candidate, **args, api_name="/branch")[:2]
+    assert [r["token"] for r in branched[:step - 1]] == [r["token"] for r in llm[:step - 1]]
+    assert branched[step - 1]["token"] == llm[step - 1]["candidates"][candidate - 1]["token"]
+    assert isinstance(text, str) and text.strip()
+    with pytest.raises(AppError, match="candidate"):
+        client.predict(step=1, candidate=7, **args, api_name="/branch")
+
+
+def test_switching_early_takes_the_new_colours_late_keeps_the_old(client, bundled):
+    from shapes import describe
+
+    if bundled[1]["image"].missing:
+        pytest.skip("the bundled image model is not in this checkout")
+    before, after = "a large red circle in the center on a blue background", "a large yellow circle in the center on a green background"
+    seen = {}
+    for k in (2, 23):
+        path = client.predict(prompt=before, prompt_after=after, switch_step=k, num_inference_steps=25, seed=8,
+                              api_name="/switch")
+        seen[k] = describe(Image.open(path))
+    assert (seen[2]["colour"], seen[2]["background"]) == ("yellow", "green"), seen
+    assert (seen[23]["colour"], seen[23]["background"]) == ("red", "blue"), seen

@@ -86,7 +86,7 @@ def test_compare_runs_both_models_and_the_timeline_replays_a_step(page, image_mo
     caption = page.locator("#compare-caption")
     page.wait_for_selector("#compare-caption :text('Step')", timeout=300_000)  # written when both models finish
     assert "forward passes" in page.locator("#compare-diffusion-counter").inner_text()
-    assert "probability" in page.locator("#compare-candidates").inner_text()
+    assert "%" in page.locator("#compare-candidates").inner_text()  # gr.Label: the top-5 candidates
     page.screenshot(path=str(ARTIFACTS / "ui-compare-done.png"), full_page=True)
     box = page.locator("#compare-timeline input[type=number]")
     box.fill("3")
@@ -94,6 +94,16 @@ def test_compare_runs_both_models_and_the_timeline_replays_a_step(page, image_mo
     page.wait_for_selector("#compare-caption :text('Step 3')", timeout=30_000)
     assert "diffusion step 3" in caption.inner_text() and "LLM step 3" in caption.inner_text()
     page.screenshot(path=str(ARTIFACTS / "ui-compare-step3.png"), full_page=True)
+    # Branch the LLM at step 3 (candidate 2 by default), then switch the image prompt from step 2.
+    box = page.locator("#branch-step input[type=number]")
+    box.fill("3")
+    box.press("Enter")
+    page.locator("#branch-run").click()
+    page.wait_for_function("document.querySelector('#branch-output textarea').value.length > 0", timeout=120_000)
+    page.locator("#switch-run").click()
+    page.wait_for_selector("#switch-output img", timeout=120_000)
+    page.locator("#branch-output").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "ui-compare-experiments.png"), full_page=True)
 
 
 def test_text_diffusion_fills_the_canvas_and_replays_a_half_filled_step(page, bundled):
