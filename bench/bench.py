@@ -4,9 +4,12 @@
    bundled model and settings; the raw seconds are the bundled models' inference times (25 steps, 64x64
    image; 25 steps, 2-second clip with the Griffin-Lim vocoder; 8 frames at 64x64, the registry's steps);
 2. our LLM stream vs raw `model.generate`, and tokens/s, on the bundled SmolLM2;
-3. seconds from `python app.py` to the UI answering HTTP.
+3. our text-diffusion stream vs the raw `LLaDA2Pipeline` call (a 32-token description in 16 steps) on the
+   bundled model; its seconds are the bundled text-diffusion inference time;
+4. seconds from `python app.py` to the UI answering HTTP.
 
-    python bench/bench.py [--repeats 5] [--skip-audio] [--skip-video] [--skip-llm] [--skip-startup]
+    python bench/bench.py [--repeats 5] [--skip-audio] [--skip-video] [--skip-llm] [--skip-text-diffusion]
+                          [--skip-startup]
 """
 
 import argparse
@@ -30,6 +33,7 @@ from pipelines.base import THREADS_PER_REQUEST, final  # noqa: E402
 from pipelines.image import ImagePipeline  # noqa: E402
 from pipelines.registry import MODELS, get_spec, missing_message  # noqa: E402
 from pipelines.text import TextPipeline  # noqa: E402
+from pipelines.text_diffusion import TextDiffusionPipeline  # noqa: E402
 from pipelines.video import VideoPipeline  # noqa: E402
 
 
@@ -87,6 +91,24 @@ def bench_audio(repeats: int) -> dict:
 
     return {"model": spec.model_id, "settings": "25 steps, 2 s clip, CFG 3, Griffin-Lim 32 iterations",
             **raw_vs_ours(raw, stream, repeats)}
+
+
+def bench_text_diffusion(repeats: int) -> dict:
+    spec = get_spec("text_diffusion", "bundled")
+    if missing_message("text_diffusion", spec):
+        return {"skipped": "the bundled text-diffusion model is missing (training/train_text_diffusion.py)"}
+    ours = TextDiffusionPipeline(spec, device="cpu")
+    pipe, prompt = ours.pipe, "a small red circle on the left on a blue background"
+    ids, mask = ours.prompt_ids(pipe.tokenizer, prompt, 32)
+
+    def raw():  # the call our stream makes, without the step callback
+        pipe(input_ids=ids, attention_mask=mask, use_chat_template=False, gen_length=32, block_length=32,
+             num_inference_steps=16, temperature=0.0, sampling_method="greedy", threshold=1.0, editing_threshold=None,
+             eos_early_stop=False, output_type="seq")
+
+    t = interleaved({"raw": raw, "ours": lambda: final(ours.stream(prompt, 32, 16, 0))}, repeats)
+    return {"model": spec.model_id, "settings": "32 tokens, 16 steps, greedy", "seconds": t,
+            "ratio": t["ours"] / t["raw"], "tokens_per_second": 32 / t["ours"]}
 
 
 def bench_video(repeats: int) -> dict:
@@ -165,6 +187,7 @@ def main():
     p.add_argument("--skip-audio", action="store_true")
     p.add_argument("--skip-video", action="store_true")
     p.add_argument("--skip-llm", action="store_true")
+    p.add_argument("--skip-text-diffusion", action="store_true")
     p.add_argument("--skip-startup", action="store_true")
     args = p.parse_args()
     # The raw calls run on this thread with the threads our request workers use (pipelines.base), so
@@ -177,6 +200,8 @@ def main():
         results["video"] = bench_video(args.repeats)
     if not args.skip_llm:
         results["llm"] = bench_llm(args.repeats)
+    if not args.skip_text_diffusion:
+        results["text_diffusion"] = bench_text_diffusion(args.repeats)
     if not args.skip_startup:
         results["startup"] = bench_startup()
     out = ROOT / "bench" / "results"

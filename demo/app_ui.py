@@ -17,7 +17,10 @@ as they happen."""
 def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
     """`backend` holds, per tab, the keyword arguments of that tab module's `build` (see app.py)."""
     with gr.Blocks(title="Diffusion vs LLM, live") as demo:
-        gr.Markdown(HEADER + f"\n\nPreset: **{preset}**")
+        with gr.Row():
+            gr.Markdown(HEADER + f"\n\nPreset: **{preset}**")
+            # On a hosted Space: a link that reopens the app with this tab's inputs and results (README: Sharing).
+            gr.DeepLinkButton(value="Share this result", scale=0, min_width=160)
         with gr.Tabs() as tabs:
             with gr.Tab("Image", id="image"):
                 image_tab.build(**backend["image"])

@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from demo.text_diffusion_tab import canvas_value
-from demo.ui import Slider, guarded, seed_input
+from demo.ui import Slider, candidates_label, guarded, seed_input
 from pipelines.base import Step
 
 DIFFERENCES = [
@@ -55,13 +55,6 @@ COST_NOTE = ("**What grows with the output.** An LLM runs its network once per t
              "seconds) grow with the length. A diffusion model runs its network once per step (twice with guidance) "
              "over the *whole* output, so its passes stay at its step count whatever the size; only each pass gets "
              "bigger. Measured live on this machine.")
-
-
-def candidates_label(step: Step | None) -> dict | None:
-    """The step's top-5 next-token candidates for gr.Label ({token: probability})."""
-    if step is None or "candidates" not in step.info:
-        return None
-    return {repr(c["token"]): c["probability"] for c in step.info["candidates"]}
 
 
 def seconds_frame(records: dict) -> pd.DataFrame:

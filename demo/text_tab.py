@@ -1,10 +1,8 @@
 """Text tab: prompt -> streamed text, one token per step, with the model's top next-token candidates."""
 
-import html
-
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, Slider, guarded, model_line, progress_html, seed_input
+from demo.ui import RANDOM_SEED_JS, Slider, candidates_label, guarded, model_line, progress_html, seed_input
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -14,17 +12,9 @@ EXAMPLES = [
 ]
 
 
-def candidates_html(step: Step | None) -> str:
-    """The chosen token and the model's top-5 next-token candidates at this step."""
-    if step is None or "candidates" not in step.info:
-        return ""
-    chosen = step.info["token"]
-    rows = "".join(
-        f"<tr><td>{'▶' if c['token'] == chosen else ''}</td><td>{html.escape(repr(c['token']))}</td>"
-        f"<td><progress value='{c['probability']:.3f}' max='1'></progress> {c['probability'] * 100:.1f}%</td></tr>"
-        for c in step.info["candidates"])
-    return (f"<table class='candidates'><tr><th></th><th>token {step.index}: candidates</th><th>probability</th></tr>"
-            f"{rows}</table><div>chosen: {html.escape(repr(chosen))} (p = {step.info['probability']:.3f})</div>")
+def probability_spans(steps: list[Step]) -> list[tuple[str, float]]:
+    """Each generated token with how unexpected it was (1 - its probability), for gr.HighlightedText's colour scale."""
+    return [(s.info["token"], round(1 - s.info["probability"], 3)) for s in steps]
 
 
 def build(stream, info: dict) -> None:
@@ -48,21 +38,27 @@ def build(stream, info: dict) -> None:
         with gr.Column():
             output = gr.Textbox(label="Output (one token per step)", lines=10, interactive=False, elem_id="text-output")
             progress = gr.HTML(progress_html(None, label="token"), elem_id="text-progress")
-            candidates = gr.HTML(label="Next-token candidates", elem_id="text-candidates")
+            candidates = gr.Label(label="Next-token candidates at the latest step", num_top_classes=5,
+                                  elem_id="text-candidates")
+            colour = gr.Checkbox(value=False, label="Colour the text by each token's probability")
+            coloured = gr.HighlightedText(label="Each token, coloured by how unexpected it was (1 - probability)",
+                                          combine_adjacent=False, show_legend=False, visible=False, elem_id="text-coloured")
 
     @guarded
     def text_fn(prompt, system_prompt, max_new_tokens, temperature, top_p, seed):
         """Generate text; yields (text so far, progress, candidates of the latest token)."""
         for item in stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed)):
             if isinstance(item, Step):
-                yield item.preview, progress_html(item, label="token"), candidates_html(item)
+                yield item.preview, progress_html(item, label="token"), candidates_label(item), gr.skip()
             else:
                 last = item.steps[-1] if item.steps else None
-                yield item.text, progress_html(last, label="token", done=True, seconds=item.seconds), candidates_html(last)
+                yield (item.text, progress_html(last, label="token", done=True, seconds=item.seconds), candidates_label(last),
+                       probability_spans(item.steps))
 
     inputs = [prompt, system_prompt, max_new_tokens, temperature, top_p, seed]
     event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
-        text_fn, inputs, [output, progress, candidates], api_name="text")
+        text_fn, inputs, [output, progress, candidates, coloured], api_name="text")
+    colour.change(lambda on: gr.HighlightedText(visible=on), colour, coloured, api_name=False, queue=False)
     stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [prompt, system_prompt])
 

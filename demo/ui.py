@@ -73,6 +73,13 @@ def guarded(fn: Callable) -> Callable:
     return functools.wraps(fn)(wrapper)
 
 
+def candidates_label(step: Step | None) -> dict | None:
+    """A step's top-5 next-token candidates for gr.Label: {token (quoted, so spaces show): probability}."""
+    if step is None or "candidates" not in step.info:
+        return None
+    return {repr(c["token"]): c["probability"] for c in step.info["candidates"]}
+
+
 def evenly(steps: list, k: int) -> list:
     """k items spread evenly over `steps`, always including the last."""
     if len(steps) <= k:

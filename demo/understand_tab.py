@@ -1,4 +1,7 @@
-"""Understand tab: text -> sentiment with probabilities, entities, keywords or a summary (JSON)."""
+"""Understand tab: text -> sentiment with probabilities, entities, keywords or a summary. Entities and
+keywords are marked over the input text (gr.HighlightedText); the JSON stays beside them."""
+
+import re
 
 import gradio as gr
 
@@ -12,6 +15,23 @@ EXAMPLES = [
 ]
 
 
+def marked(text: str, result: dict) -> dict | None:
+    """Entities (labelled by type) or keywords (labelled "keyword") as spans over `text`, for gr.HighlightedText."""
+    if "entities" in result:
+        found = [(e["text"], e["type"]) for e in result["entities"]]
+    elif "keywords" in result:
+        found = [(k["keyword"], "keyword") for k in result["keywords"]]
+    else:
+        return None
+    spans = []
+    for phrase, label in found:  # every whole-word occurrence, case-insensitive for keywords
+        flags = re.IGNORECASE if label == "keyword" else 0
+        for m in re.finditer(rf"(?<!\w){re.escape(phrase)}(?!\w)", text, flags):
+            if not any(s["start"] < m.end() and m.start() < s["end"] for s in spans):
+                spans.append({"entity": label, "start": m.start(), "end": m.end()})
+    return {"text": text, "entities": sorted(spans, key=lambda s: s["start"])}
+
+
 def build(understand, info: dict) -> None:
     """The Understand tab. `understand(text, task)` returns a JSON-able dict."""
     gr.Markdown(model_line(info) + ". Sentiment and entity types come from label likelihoods, calibrated against a "
@@ -22,16 +42,19 @@ def build(understand, info: dict) -> None:
             task = gr.Radio(TASKS, value="sentiment", label="Task")
             run = gr.Button("Analyse", variant="primary")
         with gr.Column():
-            result = gr.JSON(label="Result")
+            spans = gr.HighlightedText(label="Entities / keywords in the text", combine_adjacent=False, show_legend=True,
+                                       elem_id="understand-marked")
             label = gr.Label(label="Sentiment probabilities", num_top_classes=3)
+            result = gr.JSON(label="Result (JSON)")
 
     @guarded
     def understand_fn(text, task):
-        """Run one understanding task; returns (JSON result, sentiment probabilities if any)."""
+        """Run one understanding task; returns (JSON result, sentiment probabilities if any, marked spans if any)."""
         out = understand(text, task)
-        return out, out.get("probabilities")
+        return out, out.get("probabilities"), marked(text, out)
 
-    run.click(understand_fn, [text, task], [result, label], api_name="understand")
+    # /understand's first output is still the JSON result; the marked spans come third.
+    run.click(understand_fn, [text, task], [result, label, spans], api_name="understand")
     gr.Examples(EXAMPLES, [text, task])
 
 

@@ -34,3 +34,28 @@ def test_model_line_names_the_motion_adapter_where_there_is_one():
     assert model_line(image) == "Model: `models/tiny-shapes-image` · licence: MIT"
     video = {**image, "motion_adapter": "models/tiny-shapes-motion"}
     assert "`models/tiny-shapes-image` + motion adapter `models/tiny-shapes-motion`" in model_line(video)
+
+
+def test_entities_and_keywords_are_marked_over_the_text_as_whole_words():
+    from demo.understand_tab import marked
+
+    text = "Marie Curie moved to Paris. Parisians loved Paris."
+    out = marked(text, {"entities": [{"text": "Marie Curie", "type": "person"}, {"text": "Paris", "type": "place"}]})
+    assert out["text"] == text
+    assert [(text[s["start"]:s["end"]], s["entity"]) for s in out["entities"]] == [
+        ("Marie Curie", "person"), ("Paris", "place"), ("Paris", "place")]  # not inside "Parisians"
+    kws = marked("Noise becomes an image.", {"keywords": [{"keyword": "noise", "surprisal_bits": 9.1}]})
+    assert kws["entities"] == [{"entity": "keyword", "start": 0, "end": 5}]
+    assert marked("fine", {"label": "positive", "probabilities": {}}) is None
+
+
+def test_candidates_and_canvas_views():
+    from demo.text_diffusion_tab import NEW, canvas_value
+    from demo.ui import candidates_label
+    from pipelines.base import Step
+
+    step = Step(1, 4, 0.1, info={"token": " red", "candidates": [{"token": " red", "probability": 0.7},
+                                                                 {"token": " blue", "probability": 0.2}]})
+    assert candidates_label(step) == {"' red'": 0.7, "' blue'": 0.2}
+    canvas = Step(2, 4, 0.2, info={"canvas": [" The", "▒", " red", "."], "committed": [{"position": 2}]})
+    assert canvas_value(canvas) == [(" ", None), ("The", None), ("▒", None), (" ", None), ("red", NEW), (".", None)]
