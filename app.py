@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
 
 from pipelines.audio import render_clip
 from pipelines.compare import branch, compare_stream, cost, knobs, switch
+from pipelines.recipe import read_recipe
 from pipelines.registry import PRESETS, build_pipelines, unknown_words
 from pipelines.text import LANGUAGES
 from pipelines.text_diffusion import records as text_diffusion_records
@@ -77,11 +78,11 @@ def make_backend(pipelines: dict) -> dict:
     """For each tab, the keyword arguments of its `build`: the callables it needs and what to show."""
     image, audio, video, text, text_diffusion = (pipelines[k] for k in ("image", "audio", "video", "text", "text_diffusion"))
     return {
-        "image": {"stream": on_gpu(image.stream), "info": image.info,
+        "image": {"stream": on_gpu(image.stream), "info": image.info, "read_recipe": read_recipe,
                   "unknown_words": lambda prompt: unknown_words(prompt, image.vocabulary)},
-        "audio": {"stream": on_gpu(audio.stream), "info": audio.info, "render": render_clip,
+        "audio": {"stream": on_gpu(audio.stream), "info": audio.info, "render": render_clip, "read_recipe": read_recipe,
                   "unknown_words": lambda prompt: unknown_words(prompt, audio.vocabulary)},
-        "video": {"stream": on_gpu(video.stream), "info": video.info, "to_mp4": write_mp4,
+        "video": {"stream": on_gpu(video.stream), "info": video.info, "to_mp4": write_mp4, "read_recipe": read_recipe,
                   "unknown_words": lambda prompt: unknown_words(prompt, video.vocabulary)},
         "text": {"stream": on_gpu(text.stream), "info": text.info},
         "text_diffusion": {"stream": on_gpu(text_diffusion.stream), "info": text_diffusion.info,

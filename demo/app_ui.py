@@ -42,4 +42,6 @@ def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
 
 
 def launch_kwargs() -> dict:
-    return {"css": CSS, "theme": gr.themes.Soft()}
+    """What every launch of the app passes: the style, and a cap on uploads (the only file input is "Load settings",
+    which takes one PNG, WAV or MP4 this app made: a few MB at most)."""
+    return {"css": CSS, "theme": gr.themes.Soft(), "max_file_size": "10mb"}

@@ -5,7 +5,8 @@ import tempfile
 
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, Slider, evenly, guarded, missing_box, model_line, progress_html, seed_input, vocabulary_note
+from demo.ui import (RANDOM_SEED_JS, Slider, evenly, guarded, load_settings, missing_box, model_line, progress_html, seed_input,
+                     vocabulary_note)
 from pipelines.base import Step
 
 EXAMPLES = [  # all within the bundled model's vocabulary; Hub models understand them too
@@ -18,9 +19,10 @@ EXAMPLES = [  # all within the bundled model's vocabulary; Hub models understand
 ]
 
 
-def build(stream, info: dict, render=None, unknown_words=lambda prompt: []) -> None:
-    """The Audio tab. `stream` is AudioPipeline.stream; `render(audio, sample_rate)` returns
-    (wav bytes, waveform image, spectrogram image) for a finished clip."""
+def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read_recipe=None) -> None:
+    """The Audio tab. `stream` is AudioPipeline.stream; `render(audio, sample_rate, recipe)` returns
+    (wav bytes carrying the recipe, spectrogram image) for a finished clip; `read_recipe(path)`
+    reads the settings back out of a WAV."""
     d, limits = info["defaults"], info["limits"]
     lo, hi = limits.get("duration_s", (1.0, 10.0))
     gr.Markdown(model_line(info))
@@ -45,16 +47,15 @@ def build(stream, info: dict, render=None, unknown_words=lambda prompt: []) -> N
             if info.get("vocabulary"):
                 gr.Markdown(vocabulary_note(info))
         with gr.Column():
-            audio = gr.Audio(label="Clip", type="filepath", interactive=False, buttons=["download"])
-            progress = gr.HTML(progress_html(None))
+            # gr.Audio draws the waveform and offers the download (the WAV carries the recipe)
+            audio = gr.Audio(label="Clip", type="filepath", interactive=False, buttons=["download"], elem_id="audio-output")
+            progress = gr.HTML(progress_html(None), elem_id="audio-progress")
             spectrogram = gr.Image(label="Spectrogram (live: the predicted clean spectrogram)", format="png", interactive=False, height=200)
-            waveform = gr.Image(label="Waveform", format="png", interactive=False, height=140)
             gallery = gr.Gallery(label="Denoising steps", columns=6, height=120, object_fit="contain")
-            wav_file = gr.File(label="WAV download", interactive=False)
 
     @guarded
     def audio_fn(prompt, negative_prompt, duration_s, num_inference_steps, guidance_scale, seed, show_previews=True):
-        """Generate a clip; yields (audio file, progress, spectrogram, waveform, step gallery, wav file)."""
+        """Generate a clip; yields (audio file, progress, spectrogram, step gallery)."""
         unknown = unknown_words(prompt or "")
         if unknown:
             gr.Warning(f"The bundled audio model does not know: {', '.join(unknown)}. Those words are ignored.")
@@ -64,20 +65,24 @@ def build(stream, info: dict, render=None, unknown_words=lambda prompt: []) -> N
             if isinstance(item, Step):
                 if item.preview is not None:
                     shown.append(item)
-                yield gr.skip(), progress_html(item), item.preview, gr.skip(), gr.skip(), gr.skip()
+                yield gr.skip(), progress_html(item), item.preview, gr.skip()
             else:
-                wav, wave_img, spec_img = render(item.audio, item.sample_rate)
+                wav, spec_img = render(item.audio, item.sample_rate, item.recipe)
                 fd, path = tempfile.mkstemp(suffix=".wav", prefix="clip-")
                 with os.fdopen(fd, "wb") as f:
                     f.write(wav)
                 last = item.steps[-1] if item.steps else None
-                yield (path, progress_html(last, done=True, seconds=item.seconds), spec_img, wave_img,
-                       [(s.preview, f"step {s.index}") for s in evenly(shown, 6)], path)
+                yield (path, progress_html(last, done=True, seconds=item.seconds), spec_img,
+                       [(s.preview, f"step {s.index}") for s in evenly(shown, 6)])
 
     inputs = [prompt, negative_prompt, duration, steps, guidance, seed, previews]
-    outputs = [audio, progress, spectrogram, waveform, gallery, wav_file]
+    outputs = [audio, progress, spectrogram, gallery]
     event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(audio_fn, inputs, outputs, api_name="audio")
     stop.click(None, cancels=[event])
+    if read_recipe:
+        load_settings("audio", read_recipe, {"prompt": prompt, "negative_prompt": negative_prompt, "duration_s": duration,
+                                             "num_inference_steps": steps, "guidance_scale": guidance, "seed": seed},
+                      randomize)
     gr.Examples(EXAMPLES, [prompt, negative_prompt])
 
 

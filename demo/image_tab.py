@@ -2,7 +2,8 @@
 
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, Slider, evenly, guarded, missing_box, model_line, progress_html, seed_input, vocabulary_note
+from demo.ui import (RANDOM_SEED_JS, Slider, evenly, guarded, load_settings, missing_box, model_line, progress_html, seed_input,
+                     vocabulary_note)
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -13,8 +14,9 @@ EXAMPLES = [
 ]
 
 
-def build(stream, info: dict, unknown_words=lambda prompt: []) -> None:
-    """The Image tab's components and events, inside the current Blocks. `stream` is ImagePipeline.stream."""
+def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None) -> None:
+    """The Image tab's components and events, inside the current Blocks. `stream` is ImagePipeline.stream;
+    `read_recipe(path)` reads the settings back out of a PNG this tab made."""
     d, limits = info["defaults"], info["limits"]
     w_lo, w_hi, w_step = limits.get("width", (256, 1024, 64))
     gr.Markdown(model_line(info))
@@ -71,6 +73,10 @@ def build(stream, info: dict, unknown_words=lambda prompt: []) -> None:
         image_fn, [prompt, negative_prompt, steps, guidance, seed, width, height, previews], [image, progress, gallery],
         api_name="image")
     stop.click(None, cancels=[event])
+    if read_recipe:
+        load_settings("image", read_recipe, {"prompt": prompt, "negative_prompt": negative_prompt, "num_inference_steps": steps,
+                                             "guidance_scale": guidance, "seed": seed, "width": width, "height": height},
+                      randomize)
     gr.Examples(EXAMPLES, [prompt, negative_prompt])
 
 

@@ -80,6 +80,28 @@ def candidates_label(step: Step | None) -> dict | None:
     return {repr(c["token"]): c["probability"] for c in step.info["candidates"]}
 
 
+def load_settings(task: str, read_recipe, fields: dict, randomize: gr.Checkbox) -> None:
+    """A "Load settings" box: a file this app made (its recipe inside, see pipelines/recipe.py) fills in `fields`
+    ({argument name: component}) and turns "Randomize seed" off, so Generate makes the same output again."""
+    kinds = {"image": ".png", "audio": ".wav", "video": ".mp4"}
+    with gr.Accordion("Load settings from a file this app made", open=False):
+        box = gr.File(label=f"A {kinds[task][1:].upper()} from this tab", file_types=[kinds[task]], type="filepath",
+                      elem_id=f"{task}-load")
+
+    def fill(path):
+        if not path:
+            return [gr.skip()] * (len(fields) + 1)
+        try:
+            recipe = read_recipe(path)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        if recipe["task"] != task:
+            raise gr.Error(f"This file was made by the {recipe['task'].title()} tab; load it there.")
+        return [recipe.get(name, gr.skip()) for name in fields] + [False]
+
+    box.upload(fill, box, [*fields.values(), randomize], api_name=False, queue=False)
+
+
 def evenly(steps: list, k: int) -> list:
     """k items spread evenly over `steps`, always including the last."""
     if len(steps) <= k:

@@ -2,7 +2,8 @@
 
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, Slider, guarded, missing_box, model_line, progress_html, seed_input, vocabulary_note
+from demo.ui import (RANDOM_SEED_JS, Slider, guarded, load_settings, missing_box, model_line, progress_html, seed_input,
+                     vocabulary_note)
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -13,8 +14,9 @@ EXAMPLES = [
 ]
 
 
-def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: []) -> None:
-    """The Video tab. `stream` is VideoPipeline.stream; `to_mp4(frames, fps)` writes an MP4 and returns its path."""
+def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read_recipe=None) -> None:
+    """The Video tab. `stream` is VideoPipeline.stream; `to_mp4(frames, fps, comment=recipe)` writes an MP4 and
+    returns its path; `read_recipe(path)` reads the settings back out of one."""
     d, limits = info["defaults"], info["limits"]
     gr.Markdown(model_line(info))
     if info.get("missing"):
@@ -60,13 +62,17 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: []) -> N
                 yield gr.skip(), progress_html(item), item.preview if item.preview is not None else gr.skip(), gr.skip()
             else:
                 last = item.steps[-1] if item.steps else None
-                yield (to_mp4(item.frames, item.fps), progress_html(last, done=True, seconds=item.seconds), gr.skip(),
+                yield (to_mp4(item.frames, item.fps, comment=item.recipe), progress_html(last, done=True, seconds=item.seconds), gr.skip(),
                        [(f, f"frame {i + 1}") for i, f in enumerate(item.frames)])
 
     inputs = [prompt, negative_prompt, num_frames, steps, guidance, seed, previews]
     event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
         video_fn, inputs, [video, progress, step_preview, frames], api_name="video")
     stop.click(None, cancels=[event])
+    if read_recipe:
+        load_settings("video", read_recipe, {"prompt": prompt, "negative_prompt": negative_prompt, "num_frames": num_frames,
+                                             "num_inference_steps": steps, "guidance_scale": guidance, "seed": seed},
+                      randomize)
     gr.Examples(EXAMPLES, [prompt, negative_prompt])
 
 

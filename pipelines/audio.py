@@ -24,6 +24,7 @@ from PIL import Image
 
 from .base import MAX_PROMPT_CHARS, AudioOutput, Step, Timer, check_range, check_seed, check_text, stream_steps
 from .diffusion import DiffusionModel, denoise, generator_for
+from .recipe import info_chunk, recipe_text
 from .registry import known_words
 
 
@@ -214,7 +215,11 @@ class AudioPipeline(DiffusionModel):
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
             audio = np.asarray(output.audios[0], dtype=np.float32).reshape(-1)
-            return AudioOutput(sample_rate=sample_rate(pipe), audio=audio, seed=int(seed), seconds=timer(), steps=steps)
+            recipe = recipe_text("audio", prompt.strip(), (negative_prompt or "").strip(),
+                                 num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
+                                 seed=int(seed), duration_s=float(duration_s), model=self.spec.model_id)
+            return AudioOutput(sample_rate=sample_rate(pipe), audio=audio, seed=int(seed), seconds=timer(), steps=steps,
+                               recipe=recipe)
 
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
@@ -261,8 +266,9 @@ def log_mel(audio: np.ndarray, sample_rate: int, n_mels: int = 64) -> np.ndarray
     return np.log10(power @ fb.T + 1e-8).T
 
 
-def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit PCM WAV of a float waveform (peak-normalised to -1 dBFS if it clips)."""
+def wav_bytes(audio: np.ndarray, sample_rate: int, title: str = "", comment: str = "") -> bytes:
+    """16-bit PCM WAV of a float waveform (peak-normalised to -1 dBFS if it clips), with an INFO chunk carrying
+    `title` and `comment` (the recipe) when given."""
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0.891:
         audio = audio * (0.891 / peak)
@@ -272,23 +278,12 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return buf.getvalue()
+    data, info = buf.getvalue(), info_chunk(title, comment)
+    return data[:4] + (len(data) - 8 + len(info)).to_bytes(4, "little") + data[8:] + info  # RIFF size covers it
 
 
-def waveform_image(audio: np.ndarray, width: int = 512, height: int = 120) -> Image.Image:
-    """Min/max envelope of the waveform per pixel column, drawn on white."""
-    img = np.full((height, width, 3), 255, np.uint8)
-    if audio.size:
-        cols = np.array_split(np.clip(audio, -1, 1), width)
-        mid = height / 2
-        for x, col in enumerate(cols):
-            if col.size:
-                top, bottom = int(mid - col.max() * (mid - 2)), int(mid - col.min() * (mid - 2))
-                img[top:bottom + 1, x] = (40, 90, 200)
-        img[int(mid)] = (180, 180, 180)
-    return Image.fromarray(img)
-
-
-def render_clip(audio: np.ndarray, sample_rate: int) -> tuple[bytes, Image.Image, Image.Image]:
-    """What the Audio tab shows for a finished clip: (WAV bytes, waveform image, log-mel spectrogram image)."""
-    return wav_bytes(audio, sample_rate), waveform_image(audio), spectrogram_image(log_mel(audio, sample_rate))
+def render_clip(audio: np.ndarray, sample_rate: int, recipe: str = "") -> tuple[bytes, Image.Image]:
+    """What the Audio tab shows for a finished clip: (WAV bytes carrying the recipe, log-mel spectrogram image).
+    gr.Audio draws the waveform itself."""
+    title = recipe.split("\n", 1)[0] if recipe else ""
+    return wav_bytes(audio, sample_rate, title, recipe), spectrogram_image(log_mel(audio, sample_rate))

@@ -37,10 +37,11 @@ class Step:
 
 @dataclass
 class ImageOutput:
-    image: Any  # PIL.Image
+    image: Any  # PIL.Image (its info["parameters"] holds the recipe, so a saved PNG carries it)
     seed: int
     seconds: float
     steps: list[Step]
+    recipe: str = ""  # how it was made, as AUTOMATIC1111 writes it (see `recipe_text`)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class AudioOutput:
     seed: int
     seconds: float
     steps: list[Step]
+    recipe: str = ""
 
 
 @dataclass
@@ -59,6 +61,7 @@ class VideoOutput:
     seed: int
     seconds: float
     steps: list[Step]
+    recipe: str = ""
 
 
 @dataclass
@@ -194,3 +197,4 @@ def check_seed(seed: Any) -> int:
     """Seeds are whole numbers in [0, 2**32 - 1] (what torch.Generator and numpy both accept)."""
     check_range("seed", seed, 0, 2**32 - 1, integer=True)
     return int(seed)
+

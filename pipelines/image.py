@@ -5,8 +5,10 @@ from collections.abc import Iterator
 
 import torch
 
-from .base import MAX_PROMPT_CHARS, ImageOutput, Step, Timer, check_range, check_seed, check_text, stream_steps
+from .base import (MAX_PROMPT_CHARS, ImageOutput, Step, Timer, check_range, check_seed, check_text,
+                   stream_steps)
 from .diffusion import DiffusionModel, denoise, generator_for
+from .recipe import recipe_text
 from .registry import known_words
 
 class ImagePipeline(DiffusionModel):
@@ -68,7 +70,12 @@ class ImagePipeline(DiffusionModel):
                     swap = self.prompt_switch(pipe, prompt_after.strip(), kwargs.get("negative_prompt", ""),
                                               float(guidance_scale), int(switch_step))
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, on_step_end=swap)
-            return ImageOutput(image=output.images[0], seed=int(seed), seconds=timer(), steps=steps)
+            recipe = recipe_text("image", prompt.strip(), (negative_prompt or "").strip(),
+                                 num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
+                                 seed=int(seed), width=int(width), height=int(height), model=self.spec.model_id)
+            image = output.images[0]
+            image.info["parameters"] = recipe  # Gradio (and PIL with pnginfo) write it into the PNG
+            return ImageOutput(image=image, seed=int(seed), seconds=timer(), steps=steps, recipe=recipe)
 
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
 

@@ -11,8 +11,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import MAX_PROMPT_CHARS, Step, Timer, VideoOutput, check_range, check_seed, check_text, stream_steps
+from .base import (MAX_PROMPT_CHARS, Step, Timer, VideoOutput, check_range, check_seed, check_text,
+                   stream_steps)
 from .diffusion import DiffusionModel, denoise, generator_for
+from .recipe import recipe_text
 from .registry import known_words, resolve_path
 
 FPS = 8
@@ -81,7 +83,11 @@ class VideoPipeline(DiffusionModel):
             kwargs["prompt"] = self.pipeline_prompt(pipe, kwargs["prompt"], int(num_frames))
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
-            return VideoOutput(frames=list(output.frames[0]), fps=FPS, seed=int(seed), seconds=timer(), steps=steps)
+            recipe = recipe_text("video", prompt.strip(), (negative_prompt or "").strip(),
+                                 num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
+                                 seed=int(seed), num_frames=int(num_frames), model=self.spec.model_id)
+            return VideoOutput(frames=list(output.frames[0]), fps=FPS, seed=int(seed), seconds=timer(), steps=steps,
+                               recipe=recipe)
 
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
@@ -167,8 +173,9 @@ def load_extras(pipe, folder: str) -> dict[str, int]:
     return {}
 
 
-def write_mp4(frames: list, fps: int, path: str | None = None, min_side: int = 256) -> str:
-    """Encode frames as a browser-playable H.264 MP4 (yuv420p), upscaled crisply to at least `min_side` px."""
+def write_mp4(frames: list, fps: int, path: str | None = None, min_side: int = 256, comment: str = "") -> str:
+    """Encode frames as a browser-playable H.264 MP4 (yuv420p), upscaled crisply to at least `min_side` px;
+    `comment` (the recipe) goes into the container's comment tag."""
     import imageio_ffmpeg
 
     first = frames[0]
@@ -179,7 +186,8 @@ def write_mp4(frames: list, fps: int, path: str | None = None, min_side: int = 2
         fd, path = tempfile.mkstemp(suffix=".mp4", prefix="video-")
         os.close(fd)
     writer = imageio_ffmpeg.write_frames(path, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                         macro_block_size=1, output_params=["-movflags", "+faststart", "-crf", "18"])
+                                         macro_block_size=1, output_params=["-movflags", "+faststart", "-crf", "18"]
+                                         + (["-metadata", f"comment={comment}"] if comment else []))
     writer.send(None)
     for frame in frames:
         writer.send(np.ascontiguousarray(np.asarray(frame.convert("RGB").resize((width, height), Image.NEAREST))))
