@@ -3,26 +3,48 @@
 Each clip is one named sound, or two mixed ("a fast drum beat and a rising siren"). Every sound's
 parameters (pitch, tempo, sweep range, loudness) are drawn at random around its name, so the model
 learns what the word means rather than one waveform. `measure` reads back, with numpy alone, what
-the tests check: spectral centroid, flatness, pitch trend, onset count.
+the tests check: spectral centroid, flatness, pitch trend, onset count; `note_pitches` the notes of
+a scale.
+
+Speech ("a voice saying seven") is rendered by the Debian package `espeak-ng` (GPL-3.0; its output is
+not covered by the GPL), called as a program, with a random voice, rate and pitch from VOICES, RATES
+and PITCHES, so the model learns the word rather than one recording. Music ("a rising scale") is
+eight separate plucked notes of a major scale.
 
     python training/sounds.py /tmp/sounds    # writes one WAV per sound name, to listen to
 """
 
+import functools
 import random
+import shutil
+import subprocess
+import tempfile
+import wave
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 SAMPLE_RATE = 16000
 DURATION_S = 2.048  # 128 frames of 256 samples: the mel "image" is 128 x 64
 
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+         "red", "green", "blue", "yellow", "orange", "purple", "white", "black")  # "a voice saying WORD"
+SPOKEN = tuple(f"a voice saying {w}" for w in WORDS)
 SOUNDS = ("a low tone", "a high tone", "a rising siren", "a falling siren", "a slow drum beat", "a fast drum beat",
-          "rain", "white noise", "a major chord", "a minor chord", "a bell", "birdsong")
+          "rain", "white noise", "a major chord", "a minor chord", "a bell", "birdsong", "a rising scale",
+          "a falling scale")
 # Sounds with a pitch mix well with a texture or a rhythm: "a low tone and rain".
 PITCHED = ("a low tone", "a high tone", "a rising siren", "a falling siren", "a major chord", "a minor chord",
-           "a bell", "birdsong")
+           "a bell", "birdsong", "a rising scale", "a falling scale")
 BACKGROUND = ("a slow drum beat", "a fast drum beat", "rain", "white noise")
-VOCABULARY = sorted({w for s in SOUNDS for w in s.split()} | {"and", "with"})
+VOCABULARY = sorted({w for s in SOUNDS + SPOKEN for w in s.split()} | {"and", "with"})
+# espeak-ng voices (language + voice variant), words per minute and pitch (0-99) drawn for speech clips.
+VOICES = ("en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us+m3", "en-us+f2", "en-gb+f4",
+          "en-us+m7", "en-gb+klatt")
+RATES = (120, 200)
+PITCHES = (25, 75)
+MAJOR = (0, 2, 4, 5, 7, 9, 11, 12)  # semitones of a major scale, root to octave
 
 
 def _t(n: int) -> np.ndarray:
@@ -63,6 +85,53 @@ def _rain(n: int, rng: random.Random) -> np.ndarray:
         length = min(200, n - i)
         drops[i:i + length] += nrng.standard_normal(length) * np.exp(-np.arange(length) / 30) * nrng.uniform(0.3, 1.0)
     return hiss * 0.6 + drops * 0.5
+
+
+def _resample(x: np.ndarray, rate: int) -> np.ndarray:
+    """To SAMPLE_RATE: low-pass below the new Nyquist (windowed sinc), then linear interpolation."""
+    if rate == SAMPLE_RATE:
+        return x
+    cutoff = 0.45 * SAMPLE_RATE / rate  # of the old rate
+    k = np.arange(-32, 33)
+    taps = np.sinc(2 * cutoff * k) * np.hamming(len(k))
+    x = np.convolve(x, taps / taps.sum(), mode="same")
+    t = np.arange(int(len(x) * SAMPLE_RATE / rate)) * rate / SAMPLE_RATE
+    return np.interp(t, np.arange(len(x)), x)
+
+
+@functools.lru_cache(maxsize=4096)
+def speak(word: str, voice: str = "en-us", rate: int = 160, pitch: int = 50) -> np.ndarray:
+    """`word` spoken by espeak-ng, at SAMPLE_RATE, silence trimmed, peak 1 (cached: renders are deterministic)."""
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("speech needs the espeak-ng program: apt-get install espeak-ng")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "word.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", str(path), word],
+                       check=True, capture_output=True)
+        with wave.open(str(path)) as w:
+            rate_in = w.getframerate()
+            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32768
+    x = _resample(x, rate_in)
+    loud = np.flatnonzero(np.abs(x) > 0.02 * np.abs(x).max())
+    x = x[loud[0]:loud[-1] + 1] if loud.size else x
+    return x / max(np.abs(x).max(), 1e-6)
+
+
+def _scale(n: int, rng: random.Random, rising: bool) -> np.ndarray:
+    """Eight plucked notes of a major scale, evenly spaced, each dying away before the next starts."""
+    root = rng.uniform(440, 660)
+    steps = MAJOR if rising else MAJOR[::-1]
+    spacing = n / SAMPLE_RATE / 8 * rng.uniform(0.9, 1.0)
+    start = rng.uniform(0.0, n / SAMPLE_RATE - 8 * spacing)
+    x = np.zeros(n)
+    length = int(spacing * 0.8 * SAMPLE_RATE)
+    t = _t(length)
+    env = np.minimum(1, t / 0.005) * np.exp(-t / (spacing * 0.25))
+    for k, semitones in enumerate(steps):
+        i = int((start + k * spacing) * SAMPLE_RATE)
+        seg = (_tone(root * 2 ** (semitones / 12), length, rng, harmonics=2) * env)[: n - i]
+        x[i:i + len(seg)] += seg
+    return x
 
 
 def synth(name: str, rng: random.Random, n: int) -> np.ndarray:
@@ -108,8 +177,15 @@ def synth(name: str, rng: random.Random, n: int) -> np.ndarray:
             sweep = f0 * np.linspace(1, rng.uniform(1.2, 1.5), length)
             x[i:i + length] += _tone(sweep, length, rng, harmonics=1) * np.hanning(length)
             start += rng.uniform(0.12, 0.35)
+    elif name in ("a rising scale", "a falling scale"):
+        x = _scale(n, rng, rising=name == "a rising scale")
+    elif name in SPOKEN:
+        word = speak(name.rsplit(" ", 1)[1], rng.choice(VOICES), rng.randint(*RATES), rng.randint(*PITCHES))[:n]
+        x = np.zeros(n)
+        i = rng.randrange(0, max(1, int(0.5 * (n - len(word)))))  # starts in the first half of the free room
+        x[i:i + len(word)] = word
     else:
-        raise ValueError(f"unknown sound {name!r}; known: {', '.join(SOUNDS)}")
+        raise ValueError(f"unknown sound {name!r}; known: {', '.join(SOUNDS + SPOKEN)}")
     fade = np.minimum(1, np.minimum(np.arange(n), np.arange(n)[::-1]) / (0.01 * SAMPLE_RATE))
     return x * fade / max(np.abs(x).max(), 1e-6)
 
@@ -123,8 +199,12 @@ class SoundScene:
         return f" {self.joiner} ".join(self.sounds)
 
 
-def random_scene(rng: random.Random, mix: float = 0.3) -> SoundScene:
-    if rng.random() < mix:
+def random_scene(rng: random.Random, mix: float = 0.25, speech: float = 0.35) -> SoundScene:
+    """A spoken word (`speech` of the time: 18 words to learn), two sounds mixed (`mix`), or one sound."""
+    r = rng.random()
+    if r < speech:
+        return SoundScene((rng.choice(SPOKEN),))
+    if r < speech + mix:
         return SoundScene((rng.choice(PITCHED), rng.choice(BACKGROUND)), rng.choice(("and", "with")))
     return SoundScene((rng.choice(SOUNDS),))
 
@@ -172,17 +252,67 @@ def measure(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict:
     return {"centroid": centroid, "flatness": flatness, "trend": trend, "onsets": onsets}
 
 
+def note_pitches(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[float]:
+    """The pitch (Hz) of each separate note: onsets as in `measure` (level jumps >= 10 dB in 32 ms,
+    at most one per 64 ms), pitch = the strongest frequency of the note's loud frames, refined by a
+    zero-padded FFT (2 Hz bins) so that a semitone apart reads apart. Silence or a glide gives few notes."""
+    spec = _spectrogram(audio)
+    energy = 10 * np.log10(spec.sum(1) + 1e-10)
+    loud_level = energy.max() - 12
+    starts, last = [], -10
+    for i in range(2, len(energy)):
+        if energy[i] >= loud_level and energy[i] - min(energy[i - 2:i]) >= 10 and i - last >= 4:
+            starts, last = starts + [i], i
+    hop, pitches = 256, []
+    for a, b in zip(starts, starts[1:] + [len(energy)]):
+        seg = np.asarray(audio[a * hop:min(b, a + 8) * hop], np.float64)  # the note's first 128 ms
+        if len(seg) < 512:
+            continue
+        power = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), 8192)) ** 2
+        freqs = np.fft.rfftfreq(8192, 1 / sample_rate)
+        band = (freqs > 80) & (freqs < 4000)
+        pitches.append(float(freqs[band][np.argmax(power[band])]))
+    return pitches
+
+
+def log_mel_frames(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, n_mels: int = 40) -> np.ndarray:
+    """(frames, n_mels) log-mel of the loud part of a clip (silence trimmed), each frame mean-removed:
+    what `dtw_distance` compares, so loudness and the voice's tilt matter less than the sounds' order."""
+    spec = _spectrogram(audio, 512, 160)
+    freqs = np.fft.rfftfreq(512, 1 / sample_rate)
+    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    edges = 700 * (10 ** (np.linspace(mel(100), mel(7000), n_mels + 2) / 2595) - 1)
+    fb = np.maximum(0, np.minimum((freqs[None] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None]),
+                                  (edges[2:, None] - freqs[None]) / (edges[2:, None] - edges[1:-1, None])))
+    db = 10 * np.log10(spec @ fb.T + 1e-10)
+    loud = np.flatnonzero(db.max(1) > db.max() - 35)
+    db = db[loud[0]:loud[-1] + 1] if loud.size else db
+    return db - db.mean(1, keepdims=True)
+
+
+def dtw_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Dynamic-time-warping distance between two (frames, features) sequences: the mean Euclidean
+    frame distance along the cheapest monotone alignment (normalised by both lengths)."""
+    cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    acc = np.full((len(a) + 1, len(b) + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, len(a) + 1):
+        row, prev = acc[i], acc[i - 1]
+        for j in range(1, len(b) + 1):
+            row[j] = cost[i - 1, j - 1] + min(prev[j], row[j - 1], prev[j - 1])
+    return float(acc[-1, -1] / (len(a) + len(b)))
+
+
 if __name__ == "__main__":
     import sys
-    import wave
-    from pathlib import Path
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/sounds")
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(0)
-    for name in SOUNDS:
+    for name in SOUNDS + SPOKEN:
         x = render(SoundScene((name,)), rng)
-        print(f"{name:18s}", {k: round(v, 3) for k, v in measure(x).items()})
+        print(f"{name:24s}", {k: round(v, 3) for k, v in measure(x).items()},
+              [round(p) for p in note_pitches(x)] if "scale" in name else "")
         with wave.open(str(out / (name.replace(" ", "_") + ".wav")), "wb") as w:
             w.setnchannels(1), w.setsampwidth(2), w.setframerate(SAMPLE_RATE)
             w.writeframes((x * 32767).astype("<i2").tobytes())
