@@ -2,7 +2,7 @@
 
     python app.py [--preset bundled|small|large] [--port 7860] [--host 127.0.0.1] [--share] [--auth USER:PASS]
                   [--image-model ID] [--audio-model ID] [--video-model ID] [--video-adapter ID] [--text-model ID]
-                  [--text-diffusion-model ID]
+                  [--text-diffusion-model ID] [--mcp]
 
 Every flag has an environment variable (PRESET, PORT, HOST, SHARE, AUTH, IMAGE_MODEL, ...), which is
 how a Hugging Face Space or the Docker image sets them. This is the only module where the UI
@@ -42,6 +42,7 @@ class Settings:
     auth: str | None = None  # "user:password" to require a login
     device: str | None = None  # cpu / cuda; default: cuda when available
     overrides: dict | None = None  # {"image_model": "hub/id", ...}
+    mcp: bool = False  # also serve every endpoint as an MCP tool at /gradio_api/mcp/ (gradio[mcp])
 
 
 def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Settings:
@@ -54,6 +55,8 @@ def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Se
     p.add_argument("--share", action="store_true", default=env.get("SHARE", "").lower() in ("1", "true", "yes"))
     p.add_argument("--auth", default=env.get("AUTH"), help="USER:PASS")
     p.add_argument("--device", default=env.get("DEVICE"))
+    p.add_argument("--mcp", action="store_true", default=env.get("MCP", "").lower() in ("1", "true", "yes"),
+                   help="also serve the endpoints as MCP tools at /gradio_api/mcp/ (env MCP)")
     for name in OVERRIDES:
         p.add_argument("--" + name.replace("_", "-"), default=env.get(name.upper()),
                        help=f"override the preset's model (env {name.upper()})")
@@ -61,7 +64,7 @@ def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Se
     if args.auth is not None and (":" not in args.auth or not all(args.auth.split(":", 1))):
         p.error("--auth must look like USER:PASS")
     overrides = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name)}
-    return Settings(args.preset, args.port, args.host, args.share, args.auth, args.device, overrides)
+    return Settings(args.preset, args.port, args.host, args.share, args.auth, args.device, overrides, args.mcp)
 
 
 def on_gpu(stream):
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     demo, _ = build_app(settings)
     auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
     demo.queue(default_concurrency_limit=1).launch(
-        server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, **launch_kwargs())
+        server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, mcp_server=settings.mcp,
+        **launch_kwargs())
 
 
 if __name__ == "__main__":

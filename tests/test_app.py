@@ -194,3 +194,33 @@ def test_switching_early_takes_the_new_colours_late_keeps_the_old(client, bundle
         seen[k] = describe(Image.open(path))
     assert (seen[2]["colour"], seen[2]["background"]) == ("yellow", "green"), seen
     assert (seen[23]["colour"], seen[23]["background"]) == ("red", "blue"), seen
+
+
+def test_mcp_serves_the_endpoints_as_tools(bundled):
+    """`python app.py --mcp`: an MCP client (the `mcp` SDK, over streamable HTTP) lists the app's endpoints as tools."""
+    import asyncio
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    from app import Settings, build_app
+    from demo.app_ui import launch_kwargs
+
+    demo, _ = build_app(Settings(preset="bundled", device="cpu", mcp=True))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+                        mcp_server=True, **launch_kwargs())
+
+    async def tools():
+        async with streamablehttp_client(f"{demo.local_url}gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return {t.name: t for t in (await session.list_tools()).tools}
+
+    try:
+        listed = asyncio.run(tools())
+    finally:
+        demo.close()
+    for name in ("image", "audio", "video", "text", "text_diffusion", "understand", "translate", "compare", "branch", "switch"):
+        assert f"{name}_fn" in listed, sorted(listed)  # MCP names a tool after its function
+    assert {"prompt", "seed"} <= set(listed["image_fn"].inputSchema["properties"])
+    assert "Generate an image" in listed["image_fn"].description
