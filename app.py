@@ -2,7 +2,7 @@
 
     python app.py [--preset bundled|small|large] [--port 7860] [--host 127.0.0.1] [--share] [--auth USER:PASS]
                   [--image-model ID] [--audio-model ID] [--video-model ID] [--video-adapter ID] [--text-model ID]
-                  [--text-diffusion-model ID] [--mcp]
+                  [--text-diffusion-model ID] [--mcp] [--max-queue 32]
 
 Every flag has an environment variable (PRESET, PORT, HOST, SHARE, AUTH, IMAGE_MODEL, ...), which is
 how a Hugging Face Space or the Docker image sets them. This is the only module where the UI
@@ -23,7 +23,8 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
         return fn
 
 from pipelines.audio import render_clip
-from pipelines.compare import branch, compare_stream, cost, knobs, switch
+from pipelines.compare import (branch, check_branch, check_compare, check_knobs, check_switch, check_switch_row, compare_stream,
+                               cost, knobs, switch)
 from pipelines.recipe import read_recipe
 from pipelines.registry import PRESETS, build_pipelines, unknown_words
 from pipelines.text import LANGUAGES
@@ -43,6 +44,7 @@ class Settings:
     device: str | None = None  # cpu / cuda; default: cuda when available
     overrides: dict | None = None  # {"image_model": "hub/id", ...}
     mcp: bool = False  # also serve every endpoint as an MCP tool at /gradio_api/mcp/ (gradio[mcp])
+    max_queue: int = 32  # requests waiting at once, all endpoints together; more are refused at once ("queue is full")
 
 
 def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Settings:
@@ -55,6 +57,8 @@ def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Se
     p.add_argument("--share", action="store_true", default=env.get("SHARE", "").lower() in ("1", "true", "yes"))
     p.add_argument("--auth", default=env.get("AUTH"), help="USER:PASS")
     p.add_argument("--device", default=env.get("DEVICE"))
+    p.add_argument("--max-queue", type=int, default=int(env.get("MAX_QUEUE", 32)),
+                   help="requests that may wait at once; more are refused at once with 'queue is full' (env MAX_QUEUE)")
     p.add_argument("--mcp", action="store_true", default=env.get("MCP", "").lower() in ("1", "true", "yes"),
                    help="also serve the endpoints as MCP tools at /gradio_api/mcp/ (env MCP)")
     for name in OVERRIDES:
@@ -64,7 +68,10 @@ def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Se
     if args.auth is not None and (":" not in args.auth or not all(args.auth.split(":", 1))):
         p.error("--auth must look like USER:PASS")
     overrides = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name)}
-    return Settings(args.preset, args.port, args.host, args.share, args.auth, args.device, overrides, args.mcp)
+    if args.max_queue < 1:
+        p.error("--max-queue must be at least 1")
+    return Settings(args.preset, args.port, args.host, args.share, args.auth, args.device, overrides, args.mcp,
+                    args.max_queue)
 
 
 def on_gpu(stream):
@@ -82,22 +89,30 @@ def make_backend(pipelines: dict) -> dict:
     image, audio, video, text, text_diffusion = (pipelines[k] for k in ("image", "audio", "video", "text", "text_diffusion"))
     return {
         "image": {"stream": on_gpu(image.stream), "info": image.info, "read_recipe": read_recipe,
-                  "unknown_words": lambda prompt: unknown_words(prompt, image.vocabulary)},
+                  "unknown_words": lambda prompt: unknown_words(prompt, image.vocabulary),
+                  "check": lambda *args: image.check_inputs(*args[:7])},
         "audio": {"stream": on_gpu(audio.stream), "info": audio.info, "render": render_clip, "read_recipe": read_recipe,
-                  "unknown_words": lambda prompt: unknown_words(prompt, audio.vocabulary)},
+                  "unknown_words": lambda prompt: unknown_words(prompt, audio.vocabulary),
+                  "check": lambda p, n, duration, steps, guidance, seed, *_: audio.check_inputs(p, n, duration, steps, guidance, seed)},
         "video": {"stream": on_gpu(video.stream), "info": video.info, "to_mp4": write_mp4, "read_recipe": read_recipe,
-                  "unknown_words": lambda prompt: unknown_words(prompt, video.vocabulary)},
-        "text": {"stream": on_gpu(text.stream), "info": text.info},
+                  "unknown_words": lambda prompt: unknown_words(prompt, video.vocabulary),
+                  "check": lambda *args: video.check_inputs(*args[:6])},
+        "text": {"stream": on_gpu(text.stream), "info": text.info, "check": text.check_inputs},
         "text_diffusion": {"stream": on_gpu(text_diffusion.stream), "info": text_diffusion.info,
-                           "records": text_diffusion_records},
-        "understand": {"understand": gpu(text.understand), "info": text.info},
-        "translate": {"translate": on_gpu(text.translate_stream), "info": text.info, "languages": list(LANGUAGES)},
+                           "records": text_diffusion_records,
+                           "check": lambda p, n, steps, seed: text_diffusion.check_inputs(p, n, steps, seed, 0.0)},
+        "understand": {"understand": gpu(text.understand), "info": text.info, "check": text.check_understand},
+        "translate": {"translate": on_gpu(text.translate_stream), "info": text.info, "languages": list(LANGUAGES),
+                      "check": text.check_translate},
         "differences": {
             "compare": on_gpu(lambda *args, **kwargs: compare_stream(image, text, *args, text_diffusion=text_diffusion,
                                                                      **kwargs)),
             "knobs": gpu(functools.lru_cache(maxsize=8)(lambda prompt, seed: knobs(image, text, prompt, seed))),
             "branch": gpu(lambda *args: branch(text, *args)), "switch": gpu(lambda *args: switch(image, *args)),
-            "cost": gpu(lambda: cost(image, text, text_diffusion)), "info": image.info},
+            "cost": gpu(lambda: cost(image, text, text_diffusion)), "info": image.info,
+            "checks": {"compare": lambda *args: check_compare(image, text, *args), "branch": check_branch,
+                       "switch": lambda *args: check_switch(image, *args), "switch_row": check_switch_row,
+                       "knobs": check_knobs}},
     }
 
 
@@ -121,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(argv)
     demo, _ = build_app(settings)
     auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
-    demo.queue(default_concurrency_limit=1).launch(
+    # One request at a time per event (each model serves one request at a time anyway), at most max_queue waiting.
+    demo.queue(default_concurrency_limit=1, max_size=settings.max_queue).launch(
         server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, mcp_server=settings.mcp,
         **launch_kwargs())
 

@@ -5,8 +5,8 @@ import tempfile
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Slider, evenly, guarded, load_settings, missing_box, model_line, progress_html, seed_input,
-                     vocabulary_note)
+from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, evenly, guarded, load_settings, missing_box, model_line,
+                     progress_html, seed_input, validator, vocabulary_note)
 from pipelines.base import Step
 
 EXAMPLES = [  # all within the bundled model's vocabulary; Hub models understand them too
@@ -19,7 +19,7 @@ EXAMPLES = [  # all within the bundled model's vocabulary; Hub models understand
 ]
 
 
-def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read_recipe=None) -> None:
+def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read_recipe=None, check=None) -> None:
     """The Audio tab. `stream` is AudioPipeline.stream; `render(audio, sample_rate, recipe)` returns
     (wav bytes carrying the recipe, spectrogram image) for a finished clip; `read_recipe(path)`
     reads the settings back out of a WAV."""
@@ -30,8 +30,8 @@ def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read
         gr.HTML(missing_box(info))
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a rising siren")
-            negative_prompt = gr.Textbox(label="Negative prompt", placeholder="what to steer away from (needs guidance > 1)")
+            prompt = Textbox(field="prompt", label="Prompt", lines=2, placeholder="a rising siren")
+            negative_prompt = Textbox(field="negative_prompt", label="Negative prompt", placeholder="what to steer away from (needs guidance > 1)")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"))
                 stop = gr.Button("Stop")
@@ -77,7 +77,7 @@ def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read
 
     inputs = [prompt, negative_prompt, duration, steps, guidance, seed, previews]
     outputs = [audio, progress, spectrogram, gallery]
-    event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(audio_fn, inputs, outputs, api_name="audio")
+    event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(audio_fn, inputs, outputs, api_name="audio", validator=validator(check, audio_fn))
     stop.click(None, cancels=[event])
     if read_recipe:
         load_settings("audio", read_recipe, {"prompt": prompt, "negative_prompt": negative_prompt, "duration_s": duration,

@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from demo.text_diffusion_tab import canvas_value
-from demo.ui import Slider, candidates_label, guarded, seed_input
+from demo.ui import Radio, Slider, Textbox, candidates_label, guarded, seed_input, validator
 from pipelines.base import Step
 
 DIFFERENCES = [
@@ -92,18 +92,19 @@ def counter_html(kind: str, steps: list[Step], total: int, passes_per_step: int,
             f"{elapsed:.2f} s total</div>")
 
 
-def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cost=None, info: dict | None = None) -> None:
+def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cost=None, info: dict | None = None,
+          checks: dict | None = None) -> None:
     """`compare(prompt, num_inference_steps, max_new_tokens, seed)` streams (side, item) pairs (pipelines.compare);
     `knobs(prompt, seed)` returns {"guidance": [(g, image)], "temperature": [(t, text)]}; `branch(prompt, step,
     candidate, max_new_tokens, seed)` -> (text, records); `switch(prompt, prompt_after, switch_step,
     num_inference_steps, seed)` -> ImageOutput; `cost()` -> rows; `tabs` for the links."""
-    info = info or {}
+    info, checks = info or {}, checks or {}
     d = info.get("defaults", {})
     gr.Markdown("## Diffusion vs LLM, live: one prompt, three kinds of model, step by step")
     if info.get("missing"):
         gr.Markdown(f"⚠️ {info['missing']}")
     with gr.Row():
-        prompt = gr.Textbox(label="Prompt", value=PROMPT, scale=4, elem_id="compare-prompt")
+        prompt = Textbox(field="prompt", label="Prompt", value=PROMPT, scale=4, elem_id="compare-prompt")
         steps = Slider(2, 50, value=d.get("num_inference_steps", 25), step=1, label="Diffusion steps", field="num_inference_steps")
         max_new_tokens = Slider(4, 64, value=24, step=1, label="LLM tokens (max)", field="max_new_tokens")
         seed = seed_input()
@@ -142,7 +143,8 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
         gr.Markdown(BRANCH_NOTE)
         with gr.Row():
             branch_step = Slider(1, 64, value=3, step=1, label="At LLM step", field="step", elem_id="branch-step")
-            branch_candidate = gr.Radio([1, 2, 3, 4, 5], value=2, label="Take candidate (rank)", elem_id="branch-candidate")
+            branch_candidate = Radio([1, 2, 3, 4, 5], value=2, label="Take candidate (rank)", field="candidate",
+                                     elem_id="branch-candidate")
             branch_button = gr.Button("Branch", elem_id="branch-run")
         branch_text = gr.Textbox(label="Branched text", interactive=False, elem_id="branch-output")
         branch_view = gr.HighlightedText(label="Kept · branched here · new continuation", combine_adjacent=True,
@@ -151,7 +153,7 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
     with gr.Group():
         gr.Markdown(SWITCH_NOTE)
         with gr.Row():
-            prompt_after = gr.Textbox(label="Then switch to", value=SWITCH_AFTER, scale=3, elem_id="switch-after")
+            prompt_after = Textbox(field="prompt_after", label="Then switch to", value=SWITCH_AFTER, scale=3, elem_id="switch-after")
             switch_step = Slider(1, 50, value=2, step=1, label="From step", field="switch_step")
             switch_button = gr.Button("Switch", elem_id="switch-run")
             row_button = gr.Button("A row of switch steps", elem_id="switch-row-run")
@@ -283,19 +285,23 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
 
     event = run.click(compare_fn, [prompt, steps, max_new_tokens, seed],
                       [image, text, records, diffusion_counter, llm_counter, candidates, timeline, caption, history,
-                       td_canvas, td_counter, seconds_plot, probability_plot], api_name="compare")
+                       td_canvas, td_counter, seconds_plot, probability_plot], api_name="compare", validator=validator(checks.get("compare"), compare_fn))
     stop.click(None, cancels=[event])
     timeline.change(replay_fn, [timeline, history], [image, text, candidates, caption, td_canvas], api_name="compare_step",
                     queue=False)
     if branch is not None:
         branch_button.click(branch_fn, [prompt, branch_step, branch_candidate, max_new_tokens, seed],
-                            [branch_text, branch_records, branch_view], api_name="branch")
+                            [branch_text, branch_records, branch_view], api_name="branch",
+                            validator=validator(checks.get("branch"), branch_fn))
     if switch is not None:
-        switch_button.click(switch_fn, [prompt, prompt_after, switch_step, steps, seed], switch_image, api_name="switch")
-        row_button.click(switch_row_fn, [prompt, prompt_after, seed], switch_row, api_name="switch_row")
+        switch_button.click(switch_fn, [prompt, prompt_after, switch_step, steps, seed], switch_image, api_name="switch",
+                             validator=validator(checks.get("switch"), switch_fn))
+        row_button.click(switch_row_fn, [prompt, prompt_after, seed], switch_row, api_name="switch_row",
+                         validator=validator(checks.get("switch_row"), switch_row_fn))
     if cost is not None:
         cost_button.click(cost_fn, None, [passes_plot, cost_seconds_plot], api_name="cost")
-    knob_button.click(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name="knobs")
+    knob_button.click(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name="knobs",
+                      validator=validator(checks.get("knobs"), knobs_fn))
     if gr.context.Context.root_block is not None:  # a first result on load (the app caches it: one run per process)
         gr.context.Context.root_block.load(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name=False)
 

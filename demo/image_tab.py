@@ -2,8 +2,8 @@
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Slider, evenly, guarded, load_settings, missing_box, model_line, progress_html, seed_input,
-                     vocabulary_note)
+from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, evenly, guarded, load_settings, missing_box, model_line,
+                     progress_html, seed_input, validator, vocabulary_note)
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -14,7 +14,7 @@ EXAMPLES = [
 ]
 
 
-def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None) -> None:
+def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None, check=None) -> None:
     """The Image tab's components and events, inside the current Blocks. `stream` is ImagePipeline.stream;
     `read_recipe(path)` reads the settings back out of a PNG this tab made."""
     d, limits = info["defaults"], info["limits"]
@@ -24,9 +24,9 @@ def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None)
         gr.HTML(missing_box(info))
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a small red circle on the left on a blue background",
+            prompt = Textbox(field="prompt", label="Prompt", lines=2, placeholder="a small red circle on the left on a blue background",
                                 elem_id="image-prompt")
-            negative_prompt = gr.Textbox(label="Negative prompt", placeholder="what to steer away from (needs guidance > 1)")
+            negative_prompt = Textbox(field="negative_prompt", label="Negative prompt", placeholder="what to steer away from (needs guidance > 1)")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"), elem_id="image-run")
                 stop = gr.Button("Stop")
@@ -71,7 +71,7 @@ def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None)
     # Run and Enter in the prompt box start the same chain: pick a seed in the browser, then generate.
     event = gr.on([run.click, prompt.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
         image_fn, [prompt, negative_prompt, steps, guidance, seed, width, height, previews], [image, progress, gallery],
-        api_name="image")
+        api_name="image", validator=validator(check, image_fn))
     stop.click(None, cancels=[event])
     if read_recipe:
         load_settings("image", read_recipe, {"prompt": prompt, "negative_prompt": negative_prompt, "num_inference_steps": steps,

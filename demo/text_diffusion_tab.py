@@ -2,7 +2,8 @@
 
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, Slider, guarded, missing_box, model_line, progress_html, seed_input, vocabulary_note
+from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, guarded, missing_box, model_line, progress_html, seed_input,
+                     validator, vocabulary_note)
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -35,7 +36,7 @@ def canvas_value(step: Step | None) -> list[tuple[str, str | None]]:
     return value
 
 
-def build(stream, info: dict, records=None) -> None:
+def build(stream, info: dict, records=None, check=None) -> None:
     """The Text diffusion tab. `stream` is TextDiffusionPipeline.stream; `records(TextOutput)` the API's step JSON."""
     d, limits = info["defaults"], info["limits"]
     g_lo, g_hi, g_step = limits.get("gen_length", (8, 512, 8))
@@ -45,7 +46,7 @@ def build(stream, info: dict, records=None) -> None:
     gr.Markdown(LOOK)
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=2, placeholder=EXAMPLES[0][0], elem_id="textdiff-prompt")
+            prompt = Textbox(field="prompt", label="Prompt", lines=2, placeholder=EXAMPLES[0][0], elem_id="textdiff-prompt")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"), elem_id="textdiff-run")
                 stop = gr.Button("Stop")
@@ -89,7 +90,7 @@ def build(stream, info: dict, records=None) -> None:
 
     event = gr.on([run.click, prompt.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
         text_diffusion_fn, [prompt, gen_length, steps, seed], [text, canvas, progress, steps_json, replay, shown],
-        api_name="text_diffusion")
+        api_name="text_diffusion", validator=validator(check, text_diffusion_fn))
     stop.click(None, cancels=[event])
     replay.change(replay_fn, [replay, shown], [canvas, progress], api_name=False, queue=False)
     gr.Examples(EXAMPLES, [prompt])

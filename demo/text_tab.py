@@ -2,7 +2,8 @@
 
 import gradio as gr
 
-from demo.ui import RANDOM_SEED_JS, Slider, candidates_label, guarded, model_line, progress_html, seed_input
+from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, candidates_label, guarded, model_line, progress_html, seed_input,
+                     validator)
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -17,14 +18,14 @@ def probability_spans(steps: list[Step]) -> list[tuple[str, float]]:
     return [(s.info["token"], round(1 - s.info["probability"], 3)) for s in steps]
 
 
-def build(stream, info: dict) -> None:
+def build(stream, info: dict, check=None) -> None:
     """The Text tab. `stream` is TextPipeline.stream."""
     d = info["defaults"]
     gr.Markdown(model_line(info))
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=4, placeholder="Ask anything...", elem_id="text-prompt")
-            system_prompt = gr.Textbox(label="System prompt", value="You are a helpful assistant.", lines=2)
+            prompt = Textbox(field="prompt", label="Prompt", lines=4, placeholder="Ask anything...", elem_id="text-prompt")
+            system_prompt = Textbox(field="system_prompt", label="System prompt", value="You are a helpful assistant.", lines=2)
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="text-run")
                 stop = gr.Button("Stop")
@@ -57,7 +58,7 @@ def build(stream, info: dict) -> None:
 
     inputs = [prompt, system_prompt, max_new_tokens, temperature, top_p, seed]
     event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
-        text_fn, inputs, [output, progress, candidates, coloured], api_name="text")
+        text_fn, inputs, [output, progress, candidates, coloured], api_name="text", validator=validator(check, text_fn))
     colour.change(lambda on: gr.HighlightedText(visible=on), colour, coloured, api_name=False, queue=False)
     stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [prompt, system_prompt])

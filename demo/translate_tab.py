@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from demo.ui import guarded, model_line, progress_html
+from demo.ui import Textbox, guarded, model_line, progress_html, validator
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -12,12 +12,12 @@ EXAMPLES = [
 ]
 
 
-def build(translate, info: dict, languages: list[str]) -> None:
+def build(translate, info: dict, languages: list[str], check=None) -> None:
     """The Translate tab. `translate(text, source_language, target_language)` streams Steps then a TextOutput."""
     gr.Markdown(model_line(info))
     with gr.Row():
         with gr.Column():
-            text = gr.Textbox(label="Text", lines=5)
+            text = Textbox(field="text", label="Text", lines=5)
             with gr.Row():
                 source = gr.Dropdown(languages, value="English", label="From", allow_custom_value=True)
                 target = gr.Dropdown(languages, value="French", label="To", allow_custom_value=True)
@@ -38,7 +38,7 @@ def build(translate, info: dict, languages: list[str]) -> None:
                 last = item.steps[-1] if item.steps else None
                 yield item.text, progress_html(last, label="token", done=True, seconds=item.seconds)
 
-    event = run.click(translate_fn, [text, source, target], [output, progress], api_name="translate")
+    event = run.click(translate_fn, [text, source, target], [output, progress], api_name="translate", validator=validator(check, translate_fn))
     stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [text, source, target])
 

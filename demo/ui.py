@@ -3,6 +3,7 @@
 import functools
 import html
 import inspect
+import re
 from collections.abc import Callable, Iterator
 
 import gradio as gr
@@ -102,6 +103,33 @@ def load_settings(task: str, read_recipe, fields: dict, randomize: gr.Checkbox) 
     box.upload(fill, box, [*fields.values(), randomize], api_name=False, queue=False)
 
 
+def validator(check: Callable | None, fn: Callable) -> Callable | None:
+    """A Gradio event validator from a pipeline's check: Gradio runs it without queueing, so bad input (a value out
+    of range, null, NaN, text that is not valid text) is refused at once, naming the parameter, however long the
+    queue; gradio_client raises ValidationError("- seed: `seed` must be ...").
+
+    `check` receives the event's inputs, as `fn` (the event's function) does, and raises ValueError naming the
+    parameter in backticks; the validator marks that parameter (by `fn`'s signature) invalid.
+    """
+    if check is None:
+        return None
+    signature = inspect.signature(fn)
+    names = list(signature.parameters)
+
+    def validate(*args):
+        try:
+            check(*args)
+        except (ValueError, TypeError) as exc:
+            message = str(exc)
+            named = re.search(r"`(\w+)`", message)
+            bad = names.index(named.group(1)) if named and named.group(1) in names else 0
+            return [gr.validate(i != bad, message if i == bad else "") for i in range(len(args))]
+        return [gr.validate(True, "") for _ in args]
+
+    validate.__signature__ = signature  # Gradio names each validation result after these parameters
+    return validate
+
+
 def evenly(steps: list, k: int) -> list:
     """k items spread evenly over `steps`, always including the last."""
     if len(steps) <= k:
@@ -113,22 +141,37 @@ RANDOM_SEED_JS = "(seed, randomize) => randomize ? Math.floor(Math.random() * 42
 
 
 class _NamesField:
-    """Mixin: Gradio's own range check says only "Value 9 is greater than maximum value 2."; this
-    re-raises it naming the API parameter (e.g. `temperature`) and its label, so API and UI users
-    both know which field to fix. No __init__ here: Gradio builds the component's browser config
-    from the signature of __init__, which must stay gr.Slider's / gr.Number's own."""
+    """Mixin: a value Gradio's own preprocessing refuses (out of range, null, not a number) is handed on as it
+    came, so that the event's validator (see `validator`) refuses it by the API parameter's name, before the
+    queue: Gradio's own error says only "Value 9 is greater than maximum value 2." and, raised while
+    preprocessing, reaches a gradio_client caller as a bare "400 Bad Request". No __init__ here: Gradio builds
+    the component's browser config from the signature of __init__, which must stay gr.Slider's / gr.Number's own."""
 
     _field = ""  # the API parameter name, set by `Slider` / `seed_input`
 
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
-        except gr.Error as exc:
-            raise gr.Error(f"{self._field or self.label} ({self.label}): {exc.message}") from exc
+        except (gr.Error, TypeError, ValueError):
+            return payload
 
 
 class _Slider(_NamesField, gr.Slider):
     pass
+
+
+class _Radio(_NamesField, gr.Radio):
+    pass
+
+
+class _Textbox(gr.Textbox):
+    """A gr.Textbox that hands a non-text payload (an API client sending a number or a dict) on as it came, for the
+    event's validator to refuse by name, instead of turning it into text. No __init__, as for _NamesField."""
+
+    _field = ""
+
+    def preprocess(self, payload):
+        return payload if payload is not None and not isinstance(payload, str) else super().preprocess(payload)
 
 
 class _Number(_NamesField, gr.Number):
@@ -140,6 +183,20 @@ def Slider(*args, field: str, **kwargs) -> gr.Slider:  # noqa: N802  (used like 
     slider = _Slider(*args, **kwargs)
     slider._field = field
     return slider
+
+
+def Radio(*args, field: str, **kwargs) -> gr.Radio:  # noqa: N802  (used like the class it makes)
+    """A gr.Radio whose unknown choice reaches the event's validator, which names `field` and lists the choices."""
+    radio = _Radio(*args, **kwargs)
+    radio._field = field
+    return radio
+
+
+def Textbox(*args, field: str, **kwargs) -> gr.Textbox:  # noqa: N802  (used like the class it makes)
+    """A gr.Textbox for an API parameter named `field`: text only."""
+    box = _Textbox(*args, **kwargs)
+    box._field = field
+    return box
 
 
 def seed_input() -> gr.Number:

@@ -5,7 +5,7 @@ import re
 
 import gradio as gr
 
-from demo.ui import guarded, model_line
+from demo.ui import Radio, Textbox, guarded, model_line, validator
 
 TASKS = ["sentiment", "entities", "keywords", "summary"]
 EXAMPLES = [
@@ -32,14 +32,14 @@ def marked(text: str, result: dict) -> dict | None:
     return {"text": text, "entities": sorted(spans, key=lambda s: s["start"])}
 
 
-def build(understand, info: dict) -> None:
+def build(understand, info: dict, check=None) -> None:
     """The Understand tab. `understand(text, task)` returns a JSON-able dict."""
     gr.Markdown(model_line(info) + ". Sentiment and entity types come from label likelihoods, calibrated against a "
                 "content-free input; keywords are the words the model finds most surprising.")
     with gr.Row():
         with gr.Column():
-            text = gr.Textbox(label="Text", lines=6)
-            task = gr.Radio(TASKS, value="sentiment", label="Task")
+            text = Textbox(field="text", label="Text", lines=6)
+            task = Radio(TASKS, value="sentiment", label="Task", field="task")
             run = gr.Button("Analyse", variant="primary")
         with gr.Column():
             spans = gr.HighlightedText(label="Entities / keywords in the text", combine_adjacent=False, show_legend=True,
@@ -54,7 +54,7 @@ def build(understand, info: dict) -> None:
         return out, out.get("probabilities"), marked(text, out)
 
     # /understand's first output is still the JSON result; the marked spans come third.
-    run.click(understand_fn, [text, task], [result, label, spans], api_name="understand")
+    run.click(understand_fn, [text, task], [result, label, spans], api_name="understand", validator=validator(check, understand_fn))
     gr.Examples(EXAMPLES, [text, task])
 
 

@@ -2,8 +2,8 @@
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Slider, guarded, load_settings, missing_box, model_line, progress_html, seed_input,
-                     vocabulary_note)
+from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, guarded, load_settings, missing_box, model_line, progress_html,
+                     seed_input, validator, vocabulary_note)
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -14,7 +14,7 @@ EXAMPLES = [
 ]
 
 
-def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read_recipe=None) -> None:
+def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read_recipe=None, check=None) -> None:
     """The Video tab. `stream` is VideoPipeline.stream; `to_mp4(frames, fps, comment=recipe)` writes an MP4 and
     returns its path; `read_recipe(path)` reads the settings back out of one."""
     d, limits = info["defaults"], info["limits"]
@@ -23,9 +23,9 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read
         gr.HTML(missing_box(info))
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a red circle moving right on a blue background",
+            prompt = Textbox(field="prompt", label="Prompt", lines=2, placeholder="a red circle moving right on a blue background",
                                 elem_id="video-prompt")
-            negative_prompt = gr.Textbox(label="Negative prompt", placeholder="what to steer away from (needs guidance > 1)")
+            negative_prompt = Textbox(field="negative_prompt", label="Negative prompt", placeholder="what to steer away from (needs guidance > 1)")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"), elem_id="video-run")
                 stop = gr.Button("Stop")
@@ -67,7 +67,7 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read
 
     inputs = [prompt, negative_prompt, num_frames, steps, guidance, seed, previews]
     event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
-        video_fn, inputs, [video, progress, step_preview, frames], api_name="video")
+        video_fn, inputs, [video, progress, step_preview, frames], api_name="video", validator=validator(check, video_fn))
     stop.click(None, cancels=[event])
     if read_recipe:
         load_settings("video", read_recipe, {"prompt": prompt, "negative_prompt": negative_prompt, "num_frames": num_frames,

@@ -178,6 +178,10 @@ def check_text(name: str, value: Any, max_chars: int, optional: bool = False) ->
         return ""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"`{name}` must be a non-empty text; got {value!r}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800") cannot reach a tokenizer
+        raise ValueError(f"`{name}` holds a character that is not valid Unicode text at position {exc.start}.") from None
     if len(value) > max_chars:
         raise ValueError(f"`{name}` is {len(value)} characters long; the limit is {max_chars}.")
     return value.strip()

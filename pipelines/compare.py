@@ -47,6 +47,41 @@ def llm_record(step: Step) -> dict:
             "elapsed": round(step.elapsed, 4), "forward_passes": 1}
 
 
+def check_compare(image, text, prompt, num_inference_steps, max_new_tokens, seed) -> None:
+    """What compare_stream checks, without running anything (for a validator that answers before the queue)."""
+    check_text("prompt", prompt, 300)
+    check_range("num_inference_steps", num_inference_steps, *image.limit("num_inference_steps", (1, 100)), integer=True)
+    check_range("max_new_tokens", max_new_tokens, 1, 256, integer=True)
+    check_seed(seed)
+
+
+def check_branch(prompt, step, candidate, max_new_tokens, seed) -> None:
+    check_text("prompt", prompt, 300)
+    check_range("max_new_tokens", max_new_tokens, 1, 256, integer=True)
+    check_range("step", step, 1, max_new_tokens, integer=True)
+    check_range("candidate", candidate, 1, 5, integer=True)
+    check_seed(seed)
+
+
+def check_switch(image, prompt, prompt_after, switch_step, num_inference_steps, seed) -> None:
+    check_text("prompt", prompt, 300)
+    check_text("prompt_after", prompt_after, 300)
+    check_range("num_inference_steps", num_inference_steps, *image.limit("num_inference_steps", (1, 100)), integer=True)
+    check_range("switch_step", switch_step, 1, num_inference_steps, integer=True)
+    check_seed(seed)
+
+
+def check_knobs(prompt, seed) -> None:
+    check_text("prompt", prompt, 300)
+    check_seed(seed)
+
+
+def check_switch_row(prompt, prompt_after, seed) -> None:
+    check_text("prompt", prompt, 300)
+    check_text("prompt_after", prompt_after, 300)
+    check_seed(seed)
+
+
 def compare_stream(image, text, prompt: str, num_inference_steps: int | None = None, max_new_tokens: int = 40,
                    seed: int = 0, guidance_scale: float | None = None, preview: bool = True,
                    text_diffusion=None) -> Iterator[tuple[str, object]]:
@@ -111,12 +146,8 @@ def branch(text, prompt: str, step: int, candidate: int, max_new_tokens: int = 2
     """The LLM of a comparison, made to take its `candidate`-th most likely token (1-5) at step `step`, then
     greedy again: (the whole new text, its records in the `llm` format). Tokens before `step` are the
     comparison's own (same prompt, seed and max_new_tokens: greedy decoding repeats them exactly)."""
-    prompt = check_text("prompt", prompt, 300)
-    check_range("max_new_tokens", max_new_tokens, 1, 256, integer=True)
-    check_range("step", step, 1, max_new_tokens, integer=True)
-    check_range("candidate", candidate, 1, 5, integer=True)
-    check_seed(seed)
-    question = DESCRIBE.format(prompt=prompt)
+    check_branch(prompt, step, candidate, max_new_tokens, seed)
+    question = DESCRIBE.format(prompt=prompt.strip())
     base = final(text.stream(question, "", max_new_tokens, 0.0, 1.0, seed, preview=False))
     if step > len(base.steps):
         raise ValueError(f"`step` must be at most {len(base.steps)}: the comparison's LLM stopped after that many tokens; "
@@ -142,8 +173,8 @@ def switch(image, prompt: str, prompt_after: str, switch_step: int, num_inferenc
 def knobs(image, text, prompt: str, seed: int = 0, guidance_scales=(1.0, 4.0, 9.0),
           temperatures=(0.0, 0.7, 1.5), max_new_tokens: int = 30) -> dict:
     """The same seed at a few settings of each model's main knob: {"guidance": [(g, image)], "temperature": [(t, text)]}."""
-    prompt = check_text("prompt", prompt, 300)
-    check_seed(seed)
+    check_knobs(prompt, seed)
+    prompt = prompt.strip()
     images = [(g, final(image.stream(prompt, "", None, g, seed, preview=False)).image) for g in guidance_scales]
     texts = [(t, final(text.stream(DESCRIBE.format(prompt=prompt), "", max_new_tokens, t, 1.0, seed, preview=False)).text)
              for t in temperatures]

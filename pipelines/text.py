@@ -300,11 +300,28 @@ class TextPipeline:
                                 temperature=0.0, top_p=1.0, preview=False, repetition_penalty=1.2))
         return out.text
 
-    def understand(self, text: str, task: str) -> dict:
-        """One understanding task on `text`; the result is plain JSON-able data."""
+    @staticmethod
+    def check_understand(text, task) -> str:
+        """The input text, stripped; a ValueError naming `text` or `task` if either is wrong."""
         text = check_text("text", text, MAX_TEXT_CHARS)
         if task not in UNDERSTAND_TASKS:
             raise ValueError(f"Unknown `task` {task!r}; valid tasks: {', '.join(UNDERSTAND_TASKS)}.")
+        return text
+
+    @staticmethod
+    def check_translate(text, source_language, target_language) -> str:
+        """The input text, stripped; a ValueError naming the wrong argument."""
+        text = check_text("text", text, MAX_TEXT_CHARS)
+        for name, lang in (("source_language", source_language), ("target_language", target_language)):
+            if lang not in LANGUAGES:
+                raise ValueError(f"Unknown `{name}` {lang!r}; valid languages: {', '.join(LANGUAGES)}.")
+        if source_language == target_language:
+            raise ValueError("`source_language` and `target_language` are the same; pick two different languages.")
+        return text
+
+    def understand(self, text: str, task: str) -> dict:
+        """One understanding task on `text`; the result is plain JSON-able data."""
+        text = self.check_understand(text, task)
         timer = Timer()
         result = {"sentiment": self.sentiment, "entities": lambda t: {"entities": self.entities(t)},
                   "keywords": lambda t: {"keywords": self.keywords(t)},
@@ -315,12 +332,7 @@ class TextPipeline:
     def translate_stream(self, text: str, source_language: str, target_language: str,
                          max_new_tokens: int = 256) -> Iterator[Step | TextOutput]:
         """Translation is generation with an instruction; streamed token by token like any text."""
-        text = check_text("text", text, MAX_TEXT_CHARS)
-        for name, lang in (("source_language", source_language), ("target_language", target_language)):
-            if lang not in LANGUAGES:
-                raise ValueError(f"Unknown `{name}` {lang!r}; valid languages: {', '.join(LANGUAGES)}.")
-        if source_language == target_language:
-            raise ValueError("`source_language` and `target_language` are the same; pick two different languages.")
+        text = self.check_translate(text, source_language, target_language)
         prompt = (f"Translate this {source_language} text into {target_language}. "
                   f"Reply with the {target_language} translation only.\n\n{text}")
         return self.stream(prompt, system_prompt="You are a professional translator.", max_new_tokens=max_new_tokens,

@@ -57,7 +57,7 @@ def test_translate_returns_text(client):
 @pytest.mark.parametrize("args, field", [
     (dict(text="hello", source_language="English", target_language="Klingon", api_name="/translate"), "target_language"),
     (dict(text="   ", task="sentiment", api_name="/understand"), "text"),
-    (dict(text="fine", task="poetry", api_name="/understand"), "poetry"),  # the Radio refuses it, listing the choices
+    (dict(text="fine", task="poetry", api_name="/understand"), "task"),  # named, with the valid tasks listed
     (dict(prompt="", system_prompt="", max_new_tokens=5, temperature=0.5, top_p=0.9, seed=0, api_name="/text"), "prompt"),
     (dict(prompt="hi", system_prompt="", max_new_tokens=5, temperature=9.0, top_p=0.9, seed=0, api_name="/text"),
      "temperature"),
@@ -67,7 +67,9 @@ def test_translate_returns_text(client):
           height=64, api_name="/image"), "num_inference_steps"),
 ])
 def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(client, args, field):
-    with pytest.raises(AppError, match=field):
+    from gradio_client.exceptions import ValidationError
+
+    with pytest.raises((AppError, ValidationError), match=field):
         client.predict(**args)
     assert client.predict(text="Lovely.", task="sentiment", api_name="/understand")[0]["label"]
 
@@ -224,3 +226,91 @@ def test_mcp_serves_the_endpoints_as_tools(bundled):
         assert f"{name}_fn" in listed, sorted(listed)  # MCP names a tool after its function
     assert {"prompt", "seed"} <= set(listed["image_fn"].inputSchema["properties"])
     assert "Generate an image" in listed["image_fn"].description
+
+
+@pytest.mark.parametrize("endpoint, args, field", [
+    ("/image", dict(seed=-1), "seed"), ("/image", dict(num_inference_steps=None), "num_inference_steps"),
+    ("/image", dict(num_inference_steps="ten"), "num_inference_steps"), ("/image", dict(prompt={"a": 1}), "prompt"),
+    ("/image", dict(prompt=5), "prompt"), ("/image", dict(width=70), "width"),
+    ("/audio", dict(duration_s=None), "duration_s"), ("/video", dict(num_frames=99), "num_frames"),
+    ("/text", dict(top_p="abc"), "top_p"), ("/text", dict(seed=None), "seed"),
+    ("/text_diffusion", dict(gen_length=30), "gen_length"), ("/understand", dict(task="poetry"), "task"),
+    ("/translate", dict(target_language="Klingon"), "target_language"), ("/compare", dict(max_new_tokens=0), "max_new_tokens"),
+    ("/branch", dict(candidate=6), "candidate"), ("/switch", dict(switch_step=30), "switch_step"),
+])
+def test_every_bad_value_is_refused_at_once_naming_its_parameter(client, endpoint, args, field):
+    from gradio_client.exceptions import ValidationError
+
+    good = {
+        "/image": dict(prompt="a red circle", negative_prompt="", num_inference_steps=5, guidance_scale=3.0, seed=1, width=64,
+                       height=64),
+        "/audio": dict(prompt="a bell", negative_prompt="", duration_s=2.0, num_inference_steps=5, guidance_scale=3.0, seed=1),
+        "/video": dict(prompt="a red circle", negative_prompt="", num_frames=8, num_inference_steps=5, guidance_scale=4.0,
+                       seed=1),
+        "/text": dict(prompt="hi", system_prompt="", max_new_tokens=4, temperature=0.5, top_p=0.9, seed=0),
+        "/text_diffusion": dict(prompt="a red circle", gen_length=32, num_inference_steps=16, seed=0),
+        "/understand": dict(text="fine", task="sentiment"),
+        "/translate": dict(text="hello", source_language="English", target_language="French"),
+        "/compare": dict(prompt="a red circle", num_inference_steps=5, max_new_tokens=4, seed=0),
+        "/branch": dict(prompt="a red circle", step=1, candidate=2, max_new_tokens=4, seed=0),
+        "/switch": dict(prompt="a red circle", prompt_after="a blue square", switch_step=2, num_inference_steps=25, seed=0),
+    }[endpoint]
+    with pytest.raises(ValidationError, match=rf"- {field}: .*`{field}`"):
+        client.predict(**{**good, **args}, api_name=endpoint)
+
+
+def test_bad_input_does_not_wait_for_the_queue(client, bundled):
+    """A comparison holds the models; a bad request behind it is still refused in well under a second."""
+    import time
+
+    from gradio_client.exceptions import ValidationError
+
+    long = client.submit(prompt="a red circle", num_inference_steps=50, max_new_tokens=64, seed=0, api_name="/compare")
+    time.sleep(1.0)
+    start = time.perf_counter()
+    with pytest.raises(ValidationError, match="seed"):
+        client.predict(prompt="a red circle", num_inference_steps=50, max_new_tokens=64, seed=-1, api_name="/compare")
+    assert time.perf_counter() - start < 1.0
+    long.cancel()
+
+
+def test_text_that_is_not_text_is_refused_by_name_over_raw_http(bundled):
+    """What gradio_client cannot even send: a lone surrogate, a NaN (raw JSON, as any HTTP client may)."""
+    import httpx
+
+    url = f"{bundled[0].local_url}gradio_api/call/image"
+    for body, field in (('["a \\ud800 circle", "", 5, 3.0, 1, 64, 64, true]', "prompt"),
+                        ('["a red circle", "", NaN, 3.0, 1, 64, 64, true]', "num_inference_steps")):
+        reply = httpx.post(url, content='{"data": ' + body + "}", headers={"content-type": "application/json"})
+        assert reply.status_code == 422
+        bad = [d for d in reply.json()["detail"] if not d["is_valid"]]
+        assert [d["parameter_name"] for d in bad] == [field] and f"`{field}`" in bad[0]["message"]
+
+
+def test_a_full_queue_refuses_at_once(tiny_sd, tiny_llm):
+    """--max-queue: more waiting requests than that are refused straight away, not queued."""
+    import time
+
+    from gradio_client import Client
+    from gradio_client.utils import QueueError
+
+    from app import Settings, build_app, parse_settings
+    from demo.app_ui import launch_kwargs
+
+    assert parse_settings(["--max-queue", "3"]).max_queue == 3 and parse_settings([], env={"MAX_QUEUE": "5"}).max_queue == 5
+    demo, _ = build_app(Settings(device="cpu", overrides={"image_model": tiny_sd, "text_model": tiny_llm}))
+    demo.queue(default_concurrency_limit=1, max_size=1).launch(prevent_thread_lock=True, server_name="127.0.0.1",
+                                                               server_port=None, quiet=True, **launch_kwargs())
+    try:
+        client = Client(demo.local_url, verbose=False)
+        args = dict(prompt="hello", system_prompt="", max_new_tokens=200, temperature=1.0, top_p=1.0, seed=0, api_name="/text")
+        jobs = [client.submit(**args) for _ in range(2)]  # one running, one waiting: the queue is full
+        time.sleep(1.0)
+        start = time.perf_counter()
+        with pytest.raises(QueueError, match="full"):
+            client.predict(**args)
+        assert time.perf_counter() - start < 2.0
+    finally:
+        for job in jobs:
+            job.cancel()
+        demo.close()

@@ -14,10 +14,28 @@ def test_named_slider_keeps_its_browser_config_and_names_its_field():
     assert (config["minimum"], config["maximum"], config["value"], config["step"]) == (0, 2, 0.7, 0.05)
     assert seed.get_config()["maximum"] == 2**32 - 1
     assert slider.preprocess(1.5) == 1.5
-    with pytest.raises(gr.Error, match=r"temperature \(Temperature\).*greater than maximum"):
-        slider.preprocess(9.0)
-    with pytest.raises(gr.Error, match="seed"):
-        seed.preprocess(-1)
+    # Out of range, null or not a number: handed on as it came, for the event's validator to refuse by name.
+    assert slider.preprocess(9.0) == 9.0 and slider.preprocess(None) is None and slider.preprocess("abc") == "abc"
+    assert seed.preprocess(-1) == -1
+
+
+def test_the_validator_names_the_bad_parameter_before_anything_runs():
+    from demo.ui import validator
+    from pipelines.base import check_range, check_seed
+
+    def fn(prompt, temperature, seed):
+        raise AssertionError("a validator never calls the event's function")
+
+    def check(prompt, temperature, seed):
+        check_range("temperature", temperature, 0, 2)
+        check_seed(seed)
+
+    validate = validator(check, fn)
+    assert [v["is_valid"] for v in validate("hi", 0.5, 3)] == [True, True, True]
+    result = validate("hi", 0.5, -1)
+    assert [v["is_valid"] for v in result] == [True, True, False] and "`seed`" in result[2]["message"]
+    assert [v["is_valid"] for v in validate("hi", None, 1)] == [True, False, True]
+    assert validator(None, fn) is None
 
 
 def test_unknown_words_know_the_words_of_vocabulary_phrases():
