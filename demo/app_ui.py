@@ -16,7 +16,8 @@ as they happen."""
 
 def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
     """`backend` holds, per tab, the keyword arguments of that tab module's `build` (see app.py)."""
-    with gr.Blocks(title="Diffusion vs LLM, live") as demo:
+    # Gradio's cache of outputs: files older than an hour go, checked every ten minutes.
+    with gr.Blocks(title="Diffusion vs LLM, live", delete_cache=(600, 3600)) as demo:
         with gr.Row():
             gr.Markdown(HEADER + f"\n\nPreset: **{preset}**")
             # On a hosted Space: a link that reopens the app with this tab's inputs and results (README: Sharing).

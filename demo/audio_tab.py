@@ -1,13 +1,10 @@
 """Audio tab: prompt -> sound clip, watching its spectrogram emerge from noise, step by step."""
 
-import os
-import tempfile
-
 import gradio as gr
 
 from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, evenly, guarded, load_settings, missing_box, model_line,
                      progress_html, seed_input, validator, vocabulary_note)
-from pipelines.base import Step
+from pipelines.base import Step, output_path
 
 EXAMPLES = [  # all within the bundled model's vocabulary; Hub models understand them too
     ["a rising siren", ""],
@@ -68,8 +65,8 @@ def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read
                 yield gr.skip(), progress_html(item), item.preview, gr.skip()
             else:
                 wav, spec_img = render(item.audio, item.sample_rate, item.recipe)
-                fd, path = tempfile.mkstemp(suffix=".wav", prefix="clip-")
-                with os.fdopen(fd, "wb") as f:
+                path = output_path(".wav")  # old clips there are deleted as new ones come
+                with open(path, "wb") as f:
                     f.write(wav)
                 last = item.steps[-1] if item.steps else None
                 yield (path, progress_html(last, done=True, seconds=item.seconds), spec_img,

@@ -4,7 +4,7 @@ import functools
 import html
 import inspect
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import gradio as gr
 

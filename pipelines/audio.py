@@ -22,7 +22,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from PIL import Image
 
-from .base import MAX_PROMPT_CHARS, AudioOutput, Step, Timer, check_range, check_seed, check_text, stream_steps
+from .base import (MAX_PROMPT_CHARS, AudioOutput, Step, Timer, check_range, check_seed, check_text, created_now,
+                   stream_steps)
 from .diffusion import DiffusionModel, denoise, generator_for
 from .recipe import info_chunk, recipe_text
 from .registry import known_words
@@ -278,7 +279,7 @@ def wav_bytes(audio: np.ndarray, sample_rate: int, title: str = "", comment: str
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    data, info = buf.getvalue(), info_chunk(title, comment)
+    data, info = buf.getvalue(), info_chunk(title, comment, created_now())
     return data[:4] + (len(data) - 8 + len(info)).to_bytes(4, "little") + data[8:] + info  # RIFF size covers it
 
 

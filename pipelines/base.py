@@ -17,6 +17,7 @@ next step: the model runs in a worker thread that asks ``emit(step)`` before goi
 import math
 import os
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -157,6 +158,35 @@ class Timer:
 
     def __call__(self) -> float:
         return time.perf_counter() - self.start
+
+
+OUTPUT_DIR = os.path.join(tempfile.gettempdir(), "diffusion-vs-llm")  # WAV / MP4 files handed to Gradio
+OUTPUT_TTL_S = 15 * 60  # Gradio copies a returned file into its own cache at once; ours go after 15 minutes
+
+
+def output_path(suffix: str) -> str:
+    """A fresh file path for an output (".wav", ".mp4") in OUTPUT_DIR, deleting that folder's files older than
+    OUTPUT_TTL_S first, so a long-running server does not fill the temp folder one clip at a time."""
+    os.makedirs(OUTPUT_DIR, exist_ok=True)
+    now = time.time()
+    for entry in os.scandir(OUTPUT_DIR):
+        try:
+            if entry.is_file() and now - entry.stat().st_mtime > OUTPUT_TTL_S:
+                os.remove(entry.path)
+        except OSError:  # another request removed it first
+            pass
+    fd, path = tempfile.mkstemp(suffix=suffix, dir=OUTPUT_DIR)
+    os.close(fd)
+    return path
+
+
+def created_now() -> str:
+    """This moment, to the microsecond (ISO 8601): written into every output file, so two identical requests never
+    make byte-identical files, which Gradio's content-hashed cache would store at one path and rewrite under a
+    download in progress."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 MAX_PROMPT_CHARS = 500  # a diffusion model's prompt (image, audio, video, text diffusion)

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .base import (MAX_PROMPT_CHARS, ImageOutput, Step, Timer, check_range, check_seed, check_text,
+from .base import (MAX_PROMPT_CHARS, ImageOutput, Step, Timer, check_range, check_seed, check_text, created_now,
                    stream_steps)
 from .diffusion import DiffusionModel, denoise, generator_for
 from .recipe import recipe_text
@@ -75,6 +75,7 @@ class ImagePipeline(DiffusionModel):
                                  seed=int(seed), width=int(width), height=int(height), model=self.spec.model_id)
             image = output.images[0]
             image.info["parameters"] = recipe  # Gradio (and PIL with pnginfo) write it into the PNG
+            image.info["Creation Time"] = created_now()  # a standard PNG keyword; makes every file unique
             return ImageOutput(image=image, seed=int(seed), seconds=timer(), steps=steps, recipe=recipe)
 
         return stream_steps(work, self.lock, cpu=self.device == "cpu")

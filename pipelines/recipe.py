@@ -50,10 +50,11 @@ def parse_recipe(text: str) -> dict:
     return out
 
 
-def info_chunk(title: str = "", comment: str = "") -> bytes:
-    """A RIFF LIST/INFO chunk with INAM (title) and ICMT (comment): where soundfile and most players keep them."""
+def info_chunk(title: str = "", comment: str = "", created: str = "") -> bytes:
+    """A RIFF LIST/INFO chunk with INAM (title), ICMT (comment) and ICRD (creation date): where soundfile and most
+    players keep them."""
     body = b""
-    for tag, text in ((b"INAM", title), (b"ICMT", comment)):
+    for tag, text in ((b"INAM", title), (b"ICMT", comment), (b"ICRD", created)):
         if text:
             data = text.encode("utf-8") + b"\0"
             body += tag + len(data).to_bytes(4, "little") + data + (b"\0" if len(data) % 2 else b"")
@@ -61,8 +62,8 @@ def info_chunk(title: str = "", comment: str = "") -> bytes:
 
 
 def wav_info(data: bytes) -> dict:
-    """{"title", "comment"} from a WAV's LIST/INFO chunk (empty strings when absent)."""
-    out, pos = {"title": "", "comment": ""}, 12
+    """{"title", "comment", "created"} from a WAV's LIST/INFO chunk (empty strings when absent)."""
+    out, pos = {"title": "", "comment": "", "created": ""}, 12
     while pos + 8 <= len(data):
         tag, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
         if tag == b"LIST" and data[pos + 8:pos + 12] == b"INFO":
@@ -70,7 +71,7 @@ def wav_info(data: bytes) -> dict:
             while sub + 8 <= pos + 8 + size:
                 key, n = data[sub:sub + 4], int.from_bytes(data[sub + 4:sub + 8], "little")
                 text = data[sub + 8:sub + 8 + n].rstrip(b"\0").decode("utf-8", "replace")
-                out[{b"INAM": "title", b"ICMT": "comment"}.get(key, "other")] = text
+                out[{b"INAM": "title", b"ICMT": "comment", b"ICRD": "created"}.get(key, "other")] = text
                 sub += 8 + n + n % 2
         pos += 8 + size + size % 2
     return out

@@ -24,6 +24,7 @@ from .registry import ModelSpec, resolve_path
 
 MAX_PROMPT_CHARS = 4000
 MAX_TEXT_CHARS = 2000  # understanding / translation input
+MAX_ENTITY_SPANS = 24  # entities typed per request: each costs the model a few passes (175 spans took 10 minutes)
 LANGUAGES = ("English", "French", "Spanish", "German", "Italian", "Portuguese", "Chinese")
 UNDERSTAND_TASKS = ("sentiment", "entities", "keywords", "summary")
 SENTIMENT_LABELS = ("positive", "negative")
@@ -277,17 +278,22 @@ class TextPipeline:
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:top_k]
         return [{"keyword": w, "surprisal_bits": round(s, 2)} for w, s in ranked]
 
-    def entities(self, text: str) -> list[dict]:
-        """Capitalised spans (not sentence-initial function words), typed by label likelihood."""
-        spans = []
-        for match in re.finditer(r"\b[A-Z][\w'.-]*(?:\s+(?:of|de|la|del|van|von|the)?\s*[A-Z][\w'-]*)*", text):
+    @staticmethod
+    def entity_spans(text: str) -> list[str]:
+        """Capitalised spans (not sentence-initial function words), each once, in order of appearance. A dot joins
+        only inside a word (U.S.A), so a span never runs on into the next sentence ("Paris. The ...")."""
+        spans: list[str] = []
+        for match in re.finditer(r"\b[A-Z][\w'-]*(?:\.(?=\w)[\w'-]*)*(?:\s+(?:of|de|la|del|van|von|the)?\s*[A-Z][\w'-]*)*", text):
             span = match.group(0).rstrip(".")
-            if span.lower() in STOPWORDS or span in (s for s, _ in spans):
-                continue
-            spans.append((span, match.start()))
+            if span.lower() not in STOPWORDS and span not in spans:
+                spans.append(span)
+        return spans
+
+    def entities(self, text: str) -> list[dict]:
+        """The first MAX_ENTITY_SPANS capitalised spans, typed by label likelihood."""
         out = []
         with self.lock:
-            for span, _ in spans:
+            for span in self.entity_spans(text)[:MAX_ENTITY_SPANS]:
                 user = f'Text: "{text}"\nWhat kind of thing is "{span}" in this text: a person, place, organization, product or date?'
                 free = 'Text: "N/A"\nWhat kind of thing is "N/A" in this text: a person, place, organization, product or date?'
                 probs = self._classify(user, ENTITY_TYPES, [free], f'"{span}" is a', "entity", '"N/A" is a')
@@ -323,7 +329,9 @@ class TextPipeline:
         """One understanding task on `text`; the result is plain JSON-able data."""
         text = self.check_understand(text, task)
         timer = Timer()
-        result = {"sentiment": self.sentiment, "entities": lambda t: {"entities": self.entities(t)},
+        result = {"sentiment": self.sentiment,
+                  "entities": lambda t: {"entities": self.entities(t),  # and how many spans were left untyped
+                                         "spans_not_typed": max(0, len(self.entity_spans(t)) - MAX_ENTITY_SPANS)},
                   "keywords": lambda t: {"keywords": self.keywords(t)},
                   "summary": lambda t: {"summary": self.summary(t)}}[task](text)
         return {"task": task, **result, "seconds": round(timer(), 3)}
@@ -333,6 +341,9 @@ class TextPipeline:
                          max_new_tokens: int = 256) -> Iterator[Step | TextOutput]:
         """Translation is generation with an instruction; streamed token by token like any text."""
         text = self.check_translate(text, source_language, target_language)
+        # A translation is about as long as its source: twice its tokens (+16) bounds it, so a one-line sentence
+        # gets a one-line answer rather than max_new_tokens of rambling.
+        max_new_tokens = min(max_new_tokens, 2 * len(self.tokenizer(text, add_special_tokens=False).input_ids) + 16)
         prompt = (f"Translate this {source_language} text into {target_language}. "
                   f"Reply with the {target_language} translation only.\n\n{text}")
         return self.stream(prompt, system_prompt="You are a professional translator.", max_new_tokens=max_new_tokens,

@@ -4,15 +4,14 @@ as a stream of denoising steps; each preview is a strip of predicted clean frame
 
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .base import (MAX_PROMPT_CHARS, Step, Timer, VideoOutput, check_range, check_seed, check_text,
-                   stream_steps)
+from .base import (MAX_PROMPT_CHARS, Step, Timer, VideoOutput, check_range, check_seed, check_text, created_now,
+                   output_path, stream_steps)
 from .diffusion import DiffusionModel, denoise, generator_for
 from .recipe import recipe_text
 from .registry import known_words, resolve_path
@@ -182,11 +181,10 @@ def write_mp4(frames: list, fps: int, path: str | None = None, min_side: int = 2
     scale = max(1, -(-min_side // min(first.size)))  # integer nearest-neighbour upscale keeps pixels sharp
     width, height = first.width * scale, first.height * scale
     width, height = width + width % 2, height + height % 2  # yuv420p needs even sides
-    if path is None:
-        fd, path = tempfile.mkstemp(suffix=".mp4", prefix="video-")
-        os.close(fd)
+    path = path or output_path(".mp4")
     writer = imageio_ffmpeg.write_frames(path, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
                                          macro_block_size=1, output_params=["-movflags", "+faststart", "-crf", "18"]
+                                         + ["-metadata", f"creation_time={created_now()}"]
                                          + (["-metadata", f"comment={comment}"] if comment else []))
     writer.send(None)
     for frame in frames:

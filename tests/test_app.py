@@ -291,7 +291,6 @@ def test_a_full_queue_refuses_at_once(tiny_sd, tiny_llm):
     """--max-queue: more waiting requests than that are refused straight away, not queued."""
     import time
 
-    from gradio_client import Client
     from gradio_client.utils import QueueError
 
     from app import Settings, build_app, parse_settings

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from conftest import ROOT
 
 from pipelines.base import Step, TextOutput, final

@@ -1,7 +1,6 @@
 """demo/ui.py helpers, without launching anything."""
 
 import gradio as gr
-import pytest
 
 from demo.ui import Slider, model_line, seed_input
 

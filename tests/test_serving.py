@@ -1,0 +1,47 @@
+"""Holding up under real use: bounded work per request, no files left behind, no two outputs sharing a file."""
+
+import os
+import time
+
+from pipelines.base import OUTPUT_TTL_S, final, output_path
+from pipelines.registry import ModelSpec
+from pipelines.text import MAX_ENTITY_SPANS, TextPipeline
+
+
+def test_entities_type_a_bounded_number_of_spans(tiny_llm):
+    text = " ".join(f"Name{i} met Person{i}." for i in range(60))  # 120 capitalised spans, under 2,000 characters
+    model = TextPipeline(ModelSpec(tiny_llm, "test"), device="cpu")
+    assert len(model.entity_spans(text)) == 120
+    out = model.understand(text, "entities")
+    assert len(out["entities"]) == MAX_ENTITY_SPANS and out["spans_not_typed"] == 120 - MAX_ENTITY_SPANS
+
+
+def test_a_short_sentence_gets_a_short_translation(tiny_llm):
+    model = TextPipeline(ModelSpec(tiny_llm, "test"), device="cpu")
+    tokens = len(model.tokenizer("hello world", add_special_tokens=False).input_ids)
+    out = final(model.translate_stream("hello world", "English", "French"))  # a random tiny model never stops by itself
+    assert len(out.steps) <= 2 * tokens + 16 < 256
+
+
+def test_output_files_are_fresh_and_old_ones_are_removed():
+    first, second = output_path(".wav"), output_path(".wav")
+    assert first != second and os.path.dirname(first) == os.path.dirname(second)
+    old = time.time() - OUTPUT_TTL_S - 60
+    os.utime(first, (old, old))
+    output_path(".wav")
+    assert not os.path.exists(first) and os.path.exists(second)
+
+
+def test_two_identical_requests_never_make_the_same_file(tiny_mel, tiny_sd):
+    """Gradio caches outputs by content: identical bytes would share one cached file, rewritten under a download."""
+    from pipelines.audio import AudioPipeline, render_clip
+    from pipelines.image import ImagePipeline
+
+    audio = AudioPipeline(ModelSpec(tiny_mel, "test", limits={"duration_s": (0.1, 4.0)}), device="cpu")
+    clips = [final(audio.stream("a high tone", "", 0.5, 2, 3.0, 5, preview=False)) for _ in range(2)]
+    assert clips[0].recipe == clips[1].recipe and (clips[0].audio == clips[1].audio).all()
+    assert render_clip(clips[0].audio, 16000, clips[0].recipe)[0] != render_clip(clips[1].audio, 16000, clips[1].recipe)[0]
+    image = ImagePipeline(ModelSpec(tiny_sd, "test", {"width": 32, "height": 32}, {"width": (32, 64, 16), "height": (32, 64, 16)}),
+                          device="cpu")
+    a, b = (final(image.stream("a red circle", "", 2, 3.0, 1, 32, 32, preview=False)).image for _ in range(2))
+    assert a.tobytes() == b.tobytes() and a.info["Creation Time"] != b.info["Creation Time"]
