@@ -11,7 +11,10 @@ how a Hugging Face Space or the Docker image sets them. This is the only module 
 
 import argparse
 import functools
+import hmac
 import os
+import threading
+import time
 from dataclasses import dataclass
 
 try:  # ZeroGPU Spaces: borrow a GPU for each call; elsewhere `spaces.GPU` does nothing.
@@ -72,6 +75,28 @@ def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Se
         p.error("--max-queue must be at least 1")
     return Settings(args.preset, args.port, args.host, args.share, args.auth, args.device, overrides, args.mcp,
                     args.max_queue)
+
+
+class Login:
+    """`--auth USER:PASS` as Gradio's auth callable, slowed down for guessers: the password is compared in
+    constant time, and after `limit` wrong passwords within `window_s` seconds every login is refused, the right
+    one too, until the window has passed (Gradio's own tuple auth answers every guess at once, 30 in 0.05 s)."""
+
+    def __init__(self, user: str, password: str, limit: int = 5, window_s: float = 60.0):
+        self.user, self.password, self.limit, self.window_s = user, password, limit, window_s
+        self.failures: list[float] = []  # times of recent wrong guesses
+        self.lock = threading.Lock()
+
+    def __call__(self, user: str, password: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            self.failures = [t for t in self.failures if now - t < self.window_s]
+            if len(self.failures) >= self.limit:
+                return False
+            ok = hmac.compare_digest(f"{user}:{password}".encode(), f"{self.user}:{self.password}".encode())
+            if not ok:
+                self.failures.append(now)
+            return ok
 
 
 def on_gpu(stream):
@@ -135,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
 
     settings = parse_settings(argv)
     demo, _ = build_app(settings)
-    auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
+    auth = Login(*settings.auth.split(":", 1)) if settings.auth else None
     # One request at a time per event (each model serves one request at a time anyway), at most max_queue waiting.
     demo.queue(default_concurrency_limit=1, max_size=settings.max_queue).launch(
         server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, mcp_server=settings.mcp,

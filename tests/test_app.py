@@ -313,3 +313,22 @@ def test_a_full_queue_refuses_at_once(tiny_sd, tiny_llm):
         for job in jobs:
             job.cancel()
         demo.close()
+
+
+def test_thirty_wrong_passwords_lock_the_login():
+    """--auth: after five wrong passwords a minute, even the right one is refused (Gradio's tuple auth answered all)."""
+    import httpx
+
+    from app import Login, Settings, build_app
+    from demo.app_ui import launch_kwargs
+
+    demo, _ = build_app(Settings(device="cpu"))
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+                        auth=Login("me", "secret"), **launch_kwargs())
+    try:
+        login = lambda password: httpx.post(f"{demo.local_url}login", data={"username": "me", "password": password})  # noqa: E731
+        assert login("secret").status_code == 200
+        assert all(login(f"guess{i}").status_code == 400 for i in range(30))
+        assert login("secret").status_code == 400
+    finally:
+        demo.close()

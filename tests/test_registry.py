@@ -52,3 +52,16 @@ def test_bad_settings_are_refused():
         parse_settings(["--preset", "medium"], env={})
     with pytest.raises(SystemExit):
         parse_settings(["--auth", "nopassword"], env={})
+
+
+def test_login_slows_down_guessers():
+    from app import Login
+
+    login = Login("me", "secret", limit=5, window_s=0.5)
+    assert login("me", "secret")
+    assert not any(login("me", f"guess{i}") for i in range(30))
+    assert not login("me", "secret")  # locked for the window after five wrong guesses
+    import time
+
+    time.sleep(0.6)
+    assert login("me", "secret") and not login("you", "secret")
