@@ -21,7 +21,7 @@ def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
         with gr.Row():
             gr.Markdown(HEADER + f"\n\nPreset: **{preset}**")
             # On a hosted Space: a link that reopens the app with this tab's inputs and results (README: Sharing).
-            gr.DeepLinkButton(value="Share this result", scale=0, min_width=160)
+            gr.DeepLinkButton(value="Share this result", size="sm", scale=0, min_width=160)
         with gr.Tabs() as tabs:
             with gr.Tab("Image", id="image"):
                 image_tab.build(**backend["image"])

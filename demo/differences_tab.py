@@ -303,7 +303,8 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
     knob_button.click(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name="knobs",
                       validator=validator(checks.get("knobs"), knobs_fn))
     if gr.context.Context.root_block is not None:  # a first result on load (the app caches it: one run per process)
-        gr.context.Context.root_block.load(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name=False)
+        gr.context.Context.root_block.load(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name=False,
+                                           show_progress_on=[guidance_gallery, temperature_table])  # not over the page
 
 
 if __name__ == "__main__":  # python -m demo.differences_tab  (bundled models)

@@ -155,6 +155,10 @@ class _NamesField:
         except (gr.Error, TypeError, ValueError):
             return payload
 
+    def get_block_name(self) -> str:
+        """The browser draws the Gradio component this subclasses ("slider"), not an unknown "_slider"."""
+        return next(c.__name__.lower() for c in type(self).__mro__ if c.__module__.startswith("gradio."))
+
 
 class _Slider(_NamesField, gr.Slider):
     pass
@@ -169,6 +173,7 @@ class _Textbox(gr.Textbox):
     event's validator to refuse by name, instead of turning it into text. No __init__, as for _NamesField."""
 
     _field = ""
+    get_block_name = _NamesField.get_block_name
 
     def preprocess(self, payload):
         return payload if payload is not None and not isinstance(payload, str) else super().preprocess(payload)
