@@ -106,7 +106,7 @@ def bench_text_diffusion(repeats: int) -> dict:
              num_inference_steps=16, temperature=0.0, sampling_method="greedy", threshold=1.0, editing_threshold=None,
              eos_early_stop=False, output_type="seq")
 
-    t = interleaved({"raw": raw, "ours": lambda: final(ours.stream(prompt, 32, 16, 0))}, repeats)
+    t = interleaved({"raw": raw, "ours": lambda: final(ours.stream(prompt, 32, 16, 0, 0.0))}, repeats)
     return {"model": spec.model_id, "settings": "32 tokens, 16 steps, greedy", "seconds": t,
             "ratio": t["ours"] / t["raw"], "tokens_per_second": 32 / t["ours"]}
 

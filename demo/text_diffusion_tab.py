@@ -14,7 +14,10 @@ EXAMPLES = [
 ]
 LOOK = ("**What to look at:** the canvas starts fully masked (▒). At every step the model predicts *every* position at "
         "once and commits the few it is surest of (highlighted), wherever they are: often the end of the text and a "
-        "colour word before the words between them. An LLM (Text tab) writes one token per step, left to right.")
+        "colour word before the words between them. An LLM (Text tab) writes one token per step, left to right. "
+        "**The price of parallel:** tokens committed in the same step are chosen independently, so two neighbours can "
+        "disagree (\"on a red red.\"). With fewer steps more tokens go at once and that happens more often; one token "
+        "per step (as many steps as tokens) writes cleanly but takes as many passes as an LLM.")
 NEW = "committed at this step"
 
 
