@@ -13,8 +13,8 @@ EXAMPLES = [
     ["a purple circle on an orange background"],
 ]
 LOOK = ("**What to look at:** the canvas starts fully masked (▒). At every step the model predicts *every* position at "
-        "once and commits the few it is surest of (highlighted), wherever they are: often the end of the text and a "
-        "colour word before the words between them. An LLM (Text tab) writes one token per step, left to right. "
+        "once and commits the few it is surest of (highlighted), wherever they are: often the end of the text first "
+        "(· is end-of-text: the model settles the length early) and a colour word before the words between them. An LLM (Text tab) writes one token per step, left to right. "
         "**The price of parallel:** tokens committed in the same step are chosen independently, so two neighbours can "
         "disagree (\"on a red red.\"). With fewer steps more tokens go at once and that happens more often; one token "
         "per step (as many steps as tokens) writes cleanly but takes as many passes as an LLM.")
@@ -89,7 +89,7 @@ def build(stream, info: dict, records=None, check=None) -> None:
         if not steps:
             return gr.skip(), gr.skip()
         step = steps[min(max(int(k), 1), len(steps)) - 1]
-        return canvas_value(step), progress_html(step)
+        return canvas_value(step), progress_html(step, done=step is steps[-1])  # the run's end stays "done"
 
     event = gr.on([run.click, prompt.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
         text_diffusion_fn, [prompt, gen_length, steps, seed], [text, canvas, progress, steps_json, replay, shown],

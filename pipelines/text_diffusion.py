@@ -4,7 +4,8 @@ An LLM writes one token per step, left to right, and never takes one back. A dif
 model (LLaDA, DiffusionGemma) starts from a canvas of `gen_length` masked positions and, at every
 step, predicts *all* of them at once, then commits the ones it is most sure of, wherever they are;
 after `num_inference_steps` steps the canvas is full. Each `Step` here is one such refinement:
-its preview is the whole canvas (committed tokens as text, masked positions as MASK_GLYPH), and its
+its preview is the whole canvas (committed tokens as text, masked positions as MASK_GLYPH, end-of-text as
+END_GLYPH), and its
 info lists the positions committed at that step, with their tokens and probabilities.
 
 Built on diffusers' own `LLaDA2Pipeline` + `BlockRefinementScheduler` (bundled tiny ModernBERT and
@@ -25,6 +26,7 @@ from .base import (LOAD_LOCK, MAX_PROMPT_CHARS, Cancelled, Step, TextOutput, Tim
 from .registry import ModelSpec, known_words, resolve_path
 
 MASK_GLYPH = "▒"  # how a still-masked position looks in previews
+END_GLYPH = " ·"  # a position committed to end-of-text (the answer is shorter than gen_length): visible, not text
 
 
 def token_piece(tokenizer, token_id: int) -> str:
@@ -156,8 +158,10 @@ class TextDiffusionPipeline:
                 last: list, timer) -> Step:
         """Step `index` from the canvas (token ids, `mask_id` where still masked) and the positions just committed."""
         now = timer()
-        pieces = [MASK_GLYPH if t == mask_id else token_piece(tokenizer, t) for t in canvas]
-        info = {"committed": [{"position": p, "token": pieces[p].strip() or tokenizer.convert_ids_to_tokens(canvas[p]),
+        ends = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+        pieces = [MASK_GLYPH if t == mask_id else END_GLYPH if t in ends else token_piece(tokenizer, t) for t in canvas]
+        info = {"committed": [{"position": p, "token": tokenizer.convert_ids_to_tokens(canvas[p]) if canvas[p] in ends
+                               else pieces[p].strip() or tokenizer.convert_ids_to_tokens(canvas[p]),
                                "probability": round(float(probs[p]), 4)} for p in committed],
                 "masks_left": sum(t == mask_id for t in canvas), "seconds": round(now - last[0], 4), "canvas": pieces}
         last[0] = now

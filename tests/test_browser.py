@@ -39,7 +39,7 @@ def image_model(bundled):
 
 def run_in_tab(page, tab: str, prefix: str, prompt: str) -> None:
     """Open `tab`, type `prompt` into #<prefix>-prompt and press #<prefix>-run."""
-    page.get_by_role("tab", name=tab).click()
+    page.get_by_role("tab", name=tab, exact=True).click()
     page.locator(f"#{prefix}-prompt textarea").fill(prompt)
     page.locator(f"#{prefix}-run").click()
 
@@ -47,9 +47,9 @@ def run_in_tab(page, tab: str, prefix: str, prompt: str) -> None:
 def test_every_tab_opens(page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for name in TABS:
-        page.get_by_role("tab", name=name).click()
+        page.get_by_role("tab", name=name, exact=True).click()
         page.wait_for_timeout(300)
-        assert page.get_by_role("tab", name=name).get_attribute("aria-selected") == "true"
+        assert page.get_by_role("tab", name=name, exact=True).get_attribute("aria-selected") == "true"
     page.screenshot(path=str(ARTIFACTS / "ui-differences.png"), full_page=True)
     assert page.get_by_text("Underlying principle").first.is_visible()
 
