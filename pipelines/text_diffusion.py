@@ -80,11 +80,28 @@ class TextDiffusionPipeline:
         sub = (lambda name: str(folder / name)) if (folder / "model_index.json").exists() else (lambda name: path)
         config = AutoConfig.from_pretrained(sub("model"))
         if config.model_type == "diffusion_gemma":
-            from transformers import DiffusionGemmaForBlockDiffusion
+            import inspect
 
+            from transformers import DiffusionGemmaForBlockDiffusion
+            from transformers.models.diffusion_gemma.modeling_diffusion_gemma import DiffusionGemmaDecoderModel
+
+            mask_fn = DiffusionGemmaDecoderModel.create_diffusion_decoder_attention_mask
+            if "past_key_values" not in inspect.signature(mask_fn).parameters:
+                import diffusers
+                import transformers
+
+                raise RuntimeError(
+                    f"DiffusionGemmaPipeline (diffusers {diffusers.__version__}) calls the DiffusionGemma decoder's "
+                    f"attention-mask builder with past_key_values, which transformers {transformers.__version__} does "
+                    "not take: this pair cannot run DiffusionGemma. Use --text-diffusion-model "
+                    "dllm-hub/ModernBERT-large-chat-v0.1, or versions of the two that match.")
             model = DiffusionGemmaForBlockDiffusion.from_pretrained(sub("model"), dtype=self.dtype)
             scheduler = BlockRefinementScheduler(block_length=config.canvas_length, threshold=1.0)
-            return DiffusionGemmaPipeline(model=model, scheduler=scheduler, processor=AutoProcessor.from_pretrained(sub("processor")))
+            try:  # the released checkpoint's processor also takes images
+                processor = AutoProcessor.from_pretrained(sub("processor"))
+            except OSError:  # a text-only checkpoint: its tokenizer does all the pipeline asks (chat template, decode)
+                processor = AutoTokenizer.from_pretrained(sub("tokenizer"))
+            return DiffusionGemmaPipeline(model=model, scheduler=scheduler, processor=processor)
         model = AutoModelForMaskedLM.from_pretrained(sub("model"), dtype=self.dtype).eval()
         tokenizer = AutoTokenizer.from_pretrained(sub("tokenizer"))
         scheduler = BlockRefinementScheduler(threshold=1.0)
