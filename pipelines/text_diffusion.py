@@ -15,15 +15,14 @@ The prompt is left-padded to fill whole blocks of `gen_length`, so the answer is
 whole answer is refined in parallel, not block by block.
 """
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from .base import (LOAD_LOCK, MAX_PROMPT_CHARS, Cancelled, Step, TextOutput, Timer, check_range, check_seed, check_text,
-                   default_device, stream_steps)
-from .registry import ModelSpec, known_words, resolve_path
+from .base import MAX_PROMPT_CHARS, Cancelled, Step, TextOutput, Timer, check_range, check_seed, check_text, stream_steps
+from .diffusion import DiffusionModel
+from .registry import known_words
 
 MASK_GLYPH = "▒"  # how a still-masked position looks in previews
 END_GLYPH = " ·"  # a position committed to end-of-text (the answer is shorter than gen_length): visible, not text
@@ -45,30 +44,10 @@ def token_piece(tokenizer, token_id: int) -> str:
     return tokenizer.convert_tokens_to_string([token])
 
 
-class TextDiffusionPipeline:
+class TextDiffusionPipeline(DiffusionModel):
+    """Spec, lazy locked loading and `info` as every diffusion family (DiffusionModel); a stream of refinements."""
+
     task = "text_diffusion"
-
-    def __init__(self, spec: ModelSpec, missing: str | None = None, device: str | None = None):
-        self.spec = spec
-        self.missing = missing  # why the model cannot load (bundled folder absent), or None
-        self.device = device or default_device()
-        self.dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self.lock = threading.Lock()  # one request at a time (the scheduler keeps per-call state)
-        self._pipe = None
-
-    # -- loading ---------------------------------------------------------------------------------
-    @property
-    def pipe(self):
-        """The diffusers pipeline, loaded on first use (thread-safe, once)."""
-        if self._pipe is None:
-            if self.missing:
-                raise RuntimeError(self.missing)
-            with LOAD_LOCK:
-                if self._pipe is None:
-                    pipe = self.load(resolve_path(self.spec.model_id))
-                    pipe.set_progress_bar_config(disable=True)
-                    self._pipe = pipe.to(self.device)
-        return self._pipe
 
     def load(self, path: str):
         """A DiffusionGemma checkpoint through DiffusionGemmaPipeline; any masked LM (a bundled LLaDA2Pipeline
@@ -115,15 +94,12 @@ class TextDiffusionPipeline:
 
     @property
     def info(self) -> dict:
-        """What the UI shows about this model: id, licence, defaults, limits, readiness, vocabulary."""
-        return {"task": self.task, "model_id": self.spec.model_id, "licence": self.spec.licence,
-                "defaults": dict(self.spec.defaults), "limits": dict(self.spec.limits), "missing": self.missing,
-                "vocabulary": self.vocabulary}
+        return {**super().info, "vocabulary": self.vocabulary}
 
     # -- generation ------------------------------------------------------------------------------
     def check_inputs(self, prompt, gen_length, num_inference_steps, seed, temperature) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
-        low, high, multiple = self.spec.limits.get("gen_length", (8, 512, 8))
+        low, high, multiple = self.limit("gen_length", (8, 512, 8))
         check_range("gen_length", gen_length, low, high, integer=True)
         if int(gen_length) % multiple:
             raise ValueError(f"`gen_length` must be a multiple of {multiple}; got {gen_length}.")
