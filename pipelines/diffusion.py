@@ -40,7 +40,11 @@ class DiffusionModel:
                 raise RuntimeError(self.missing)
             with LOAD_LOCK:
                 if self._pipe is None:
-                    pipe = self.load(resolve_path(self.spec.model_id))
+                    path = resolve_path(self.spec.model_id)
+                    try:
+                        pipe = self.load(path)
+                    except Exception as exc:  # noqa: BLE001  (re-raised, saying which file is broken)
+                        raise RuntimeError(damaged_weights(path, exc)) from exc
                     pipe.set_progress_bar_config(disable=True)
                     self._pipe = pipe.to(self.device)
         return self._pipe
@@ -58,6 +62,24 @@ class DiffusionModel:
         """What the UI shows about this model: id, licence, defaults, limits, readiness."""
         return {"task": self.task, "model_id": self.spec.model_id, "licence": self.spec.licence,
                 "defaults": dict(self.spec.defaults), "limits": dict(self.spec.limits), "missing": self.missing}
+
+
+def damaged_weights(path: str, exc: Exception) -> str:
+    """Why a model failed to load, naming the damaged weights file when a local one does not read back
+    (a truncated download or copy gives the loader's generic "incomplete metadata" otherwise)."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    for file in sorted(Path(path).rglob("*.safetensors")) if Path(path).is_dir() else []:
+        try:
+            with safe_open(str(file), "pt") as f:
+                for key in f.keys():
+                    f.get_tensor(key)
+        except Exception as bad:  # noqa: BLE001  (any read failure marks the file)
+            return (f"The weights file {file} is damaged ({type(bad).__name__}: {bad}); "
+                    "restore it (git checkout, or retrain / re-download the model).")
+    return f"Could not load the model {path}: {type(exc).__name__}: {exc}"
 
 
 def predicted_x0(scheduler, output, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:

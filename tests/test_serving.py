@@ -45,3 +45,20 @@ def test_two_identical_requests_never_make_the_same_file(tiny_mel, tiny_sd):
                           device="cpu")
     a, b = (final(image.stream("a red circle", "", 2, 3.0, 1, 32, 32, preview=False)).image for _ in range(2))
     assert a.tobytes() == b.tobytes() and a.info["Creation Time"] != b.info["Creation Time"]
+
+
+def test_a_truncated_weights_file_is_named_and_only_that_model_fails(tiny_sd, tmp_path):
+    import shutil
+
+    import pytest
+
+    from pipelines.image import ImagePipeline
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_sd, broken)
+    weights = broken / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a download cut short
+    spec = lambda path: ModelSpec(path, "test", {"width": 32, "height": 32}, {"width": (32, 64, 16), "height": (32, 64, 16)})  # noqa: E731
+    with pytest.raises(RuntimeError, match=r"unet/diffusion_pytorch_model\.safetensors is damaged"):
+        final(ImagePipeline(spec(str(broken)), device="cpu").stream("a red circle", "", 2, 3.0, 0, 32, 32, preview=False))
+    assert final(ImagePipeline(spec(tiny_sd), device="cpu").stream("a red circle", "", 2, 3.0, 0, 32, 32, preview=False)).image
