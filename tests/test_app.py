@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
-from gradio_client.exceptions import AppError
+from gradio_client.exceptions import AppError, ValidationError
 from PIL import Image
 
 from pipelines.base import final
@@ -67,7 +67,6 @@ def test_translate_returns_text(client):
           height=64, api_name="/image"), "num_inference_steps"),
 ])
 def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(client, args, field):
-    from gradio_client.exceptions import ValidationError
 
     with pytest.raises((AppError, ValidationError), match=field):
         client.predict(**args)
@@ -160,7 +159,7 @@ def test_text_diffusion_endpoint_returns_the_text_and_its_steps(client, bundled)
     assert [s["step"] for s in steps] == list(range(1, 17)) and steps[-1]["masks_left"] == 0
     assert sum(len(s["committed"]) for s in steps) == 32
     assert {"position", "token", "probability"} == set(steps[0]["committed"][0]) and "seconds" in steps[0]
-    with pytest.raises(AppError, match="gen_length"):
+    with pytest.raises(ValidationError, match="gen_length"):  # refused before the queue, by name
         client.predict(prompt="a red circle", gen_length=30, num_inference_steps=16, seed=0, api_name="/text_diffusion")
 
 
@@ -189,7 +188,7 @@ def test_branch_keeps_what_came_before_and_takes_the_chosen_candidate(client, co
     assert [r["token"] for r in branched[:step - 1]] == [r["token"] for r in llm[:step - 1]]
     assert branched[step - 1]["token"] == llm[step - 1]["candidates"][candidate - 1]["token"]
     assert isinstance(text, str) and text.strip()
-    with pytest.raises(AppError, match="candidate"):
+    with pytest.raises(ValidationError, match="candidate"):
         client.predict(step=1, candidate=7, **args, api_name="/branch")
 
 
@@ -249,7 +248,6 @@ def test_mcp_serves_the_endpoints_as_tools(bundled):
     ("/branch", dict(candidate=6), "candidate"), ("/switch", dict(switch_step=30), "switch_step"),
 ])
 def test_every_bad_value_is_refused_at_once_naming_its_parameter(client, endpoint, args, field):
-    from gradio_client.exceptions import ValidationError
 
     good = {
         "/image": dict(prompt="a red circle", negative_prompt="", num_inference_steps=5, guidance_scale=3.0, seed=1, width=64,
@@ -273,7 +271,6 @@ def test_bad_input_does_not_wait_for_the_queue(client, bundled):
     """A comparison holds the models; a bad request behind it is still refused in well under a second."""
     import time
 
-    from gradio_client.exceptions import ValidationError
 
     long = client.submit(prompt="a red circle", num_inference_steps=50, max_new_tokens=64, seed=0, api_name="/compare")
     time.sleep(1.0)
