@@ -67,7 +67,6 @@ def test_translate_returns_text(client):
           height=64, api_name="/image"), "num_inference_steps"),
 ])
 def test_bad_input_gets_a_clear_error_and_the_server_keeps_serving(client, args, field):
-
     with pytest.raises((AppError, ValidationError), match=field):
         client.predict(**args)
     assert client.predict(text="Lovely.", task="sentiment", api_name="/understand")[0]["label"]
@@ -248,7 +247,6 @@ def test_mcp_serves_the_endpoints_as_tools(bundled):
     ("/branch", dict(candidate=6), "candidate"), ("/switch", dict(switch_step=30), "switch_step"),
 ])
 def test_every_bad_value_is_refused_at_once_naming_its_parameter(client, endpoint, args, field):
-
     good = {
         "/image": dict(prompt="a red circle", negative_prompt="", num_inference_steps=5, guidance_scale=3.0, seed=1, width=64,
                        height=64),
@@ -270,7 +268,6 @@ def test_every_bad_value_is_refused_at_once_naming_its_parameter(client, endpoin
 def test_bad_input_does_not_wait_for_the_queue(client, bundled):
     """A comparison holds the models; a bad request behind it is still refused in well under a second."""
     import time
-
 
     long = client.submit(prompt="a red circle", num_inference_steps=50, max_new_tokens=64, seed=0, api_name="/compare")
     time.sleep(1.0)
