@@ -26,7 +26,6 @@ from .base import (MAX_PROMPT_CHARS, AudioOutput, Step, Timer, check_range, chec
                    stream_steps)
 from .diffusion import DiffusionModel, denoise, generator_for
 from .recipe import info_chunk, recipe_text
-from .registry import known_words
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
@@ -179,14 +178,6 @@ class AudioPipeline(DiffusionModel):
         if index.exists() and json.loads(index.read_text()).get("_class_name") == MelDiffusionPipeline.__name__:
             return MelDiffusionPipeline.from_pretrained(path, dtype=self.dtype)
         return super().load(path)
-
-    @property
-    def vocabulary(self) -> list[str] | None:
-        return known_words(self.spec.model_id)
-
-    @property
-    def info(self) -> dict:
-        return {**super().info, "vocabulary": self.vocabulary}
 
     def check_inputs(self, prompt, negative_prompt, duration_s, num_inference_steps, guidance_scale, seed) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from .base import LOAD_LOCK, THREADS_PER_REQUEST, Cancelled, Emit, Step, Timer, default_device
-from .registry import ModelSpec, resolve_path
+from .registry import ModelSpec, known_words, resolve_path
 
 
 class DiffusionModel:
@@ -58,10 +58,16 @@ class DiffusionModel:
         return self.spec.limits.get(name, default)
 
     @property
+    def vocabulary(self) -> list[str] | None:
+        """The closed vocabulary of a bundled model (its training_info.json), None for Hub models."""
+        return known_words(self.spec.model_id)
+
+    @property
     def info(self) -> dict:
-        """What the UI shows about this model: id, licence, defaults, limits, readiness."""
+        """What the UI shows about this model: id, licence, defaults, limits, readiness, vocabulary."""
         return {"task": self.task, "model_id": self.spec.model_id, "licence": self.spec.licence,
-                "defaults": dict(self.spec.defaults), "limits": dict(self.spec.limits), "missing": self.missing}
+                "defaults": dict(self.spec.defaults), "limits": dict(self.spec.limits), "missing": self.missing,
+                "vocabulary": self.vocabulary}
 
 
 def damaged_weights(path: str, exc: Exception) -> str:

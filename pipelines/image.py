@@ -9,18 +9,9 @@ from .base import (MAX_PROMPT_CHARS, ImageOutput, Step, Timer, check_range, chec
                    stream_steps)
 from .diffusion import DiffusionModel, denoise, generator_for
 from .recipe import recipe_text
-from .registry import known_words
 
 class ImagePipeline(DiffusionModel):
     task = "image"
-
-    @property
-    def vocabulary(self) -> list[str] | None:
-        return known_words(self.spec.model_id)
-
-    @property
-    def info(self) -> dict:
-        return {**super().info, "vocabulary": self.vocabulary}
 
     def check_inputs(self, prompt, negative_prompt, num_inference_steps, guidance_scale, seed, width, height) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)

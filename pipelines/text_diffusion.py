@@ -22,7 +22,6 @@ import torch
 
 from .base import MAX_PROMPT_CHARS, Cancelled, Step, TextOutput, Timer, check_range, check_seed, check_text, stream_steps
 from .diffusion import DiffusionModel
-from .registry import known_words
 
 MASK_GLYPH = "▒"  # how a still-masked position looks in previews
 END_GLYPH = " ·"  # a position committed to end-of-text (the answer is shorter than gen_length): visible, not text
@@ -87,14 +86,6 @@ class TextDiffusionPipeline(DiffusionModel):
         if (folder / "scheduler" / "scheduler_config.json").exists():
             scheduler = BlockRefinementScheduler.from_pretrained(path, subfolder="scheduler")
         return LLaDA2Pipeline(model=model, scheduler=scheduler, tokenizer=tokenizer)
-
-    @property
-    def vocabulary(self) -> list[str] | None:
-        return known_words(self.spec.model_id)
-
-    @property
-    def info(self) -> dict:
-        return {**super().info, "vocabulary": self.vocabulary}
 
     # -- generation ------------------------------------------------------------------------------
     def check_inputs(self, prompt, gen_length, num_inference_steps, seed, temperature) -> None:

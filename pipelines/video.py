@@ -51,7 +51,7 @@ class VideoPipeline(DiffusionModel):
 
     @property
     def info(self) -> dict:
-        return {**super().info, "vocabulary": self.vocabulary, "motion_adapter": self.spec.motion_adapter}
+        return {**super().info, "motion_adapter": self.spec.motion_adapter}
 
     def check_inputs(self, prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, seed) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
