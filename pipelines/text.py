@@ -23,6 +23,8 @@ from .base import LOAD_LOCK, default_device, Step, TextOutput, Timer, check_rang
 from .registry import ModelSpec, resolve_path
 
 MAX_PROMPT_CHARS = 4000
+MAX_HISTORY_CHARS = 32000  # a chat's earlier turns, all together
+MAX_CONTEXT_TOKENS = 2048  # the prompt the model reads; the oldest turns of a long chat are left out to fit
 MAX_TEXT_CHARS = 2000  # understanding / translation input
 MAX_ENTITY_SPANS = 24  # entities typed per request: each costs the model a few passes (175 spans took 10 minutes)
 LANGUAGES = ("English", "French", "Spanish", "German", "Italian", "Portuguese", "Chinese")
@@ -161,15 +163,41 @@ class TextPipeline:
                 "weights": f"{Path(path).name}/{gguf_file}" if gguf_file else path}
 
     # -- prompts ---------------------------------------------------------------------------------
-    def chat_ids(self, user: str, system: str | None = None, answer_prefix: str = "") -> torch.Tensor:
-        """Token ids of a one-turn chat, ending where the assistant starts (plus `answer_prefix`)."""
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-        if self.tokenizer.chat_template:
-            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        else:
-            text = (f"{system}\n\n" if system else "") + f"User: {user}\nAssistant:"
-        ids = self.tokenizer(text + answer_prefix, return_tensors="pt", add_special_tokens=False).input_ids
-        return ids.to(self.device)
+    def chat_ids(self, user: str, system: str | None = None, answer_prefix: str = "",
+                 history: list[dict] | None = None) -> torch.Tensor:
+        """Token ids of a chat ending where the assistant starts (plus `answer_prefix`): `history`'s earlier turns
+        ({"role": "user" | "assistant", "content": text}), then `user`. The oldest turns are left out, a
+        user/assistant pair at a time, until the prompt fits MAX_CONTEXT_TOKENS (the system prompt and the
+        new message always stay)."""
+        turns = list(history or [])
+        while True:
+            messages = ([{"role": "system", "content": system}] if system else []) + turns + [{"role": "user", "content": user}]
+            if self.tokenizer.chat_template:
+                text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            else:
+                text = "".join(f"{m['role'].title()}: {m['content']}\n" if m["role"] != "system" else f"{m['content']}\n\n"
+                               for m in messages) + "Assistant:"
+            ids = self.tokenizer(text + answer_prefix, return_tensors="pt", add_special_tokens=False).input_ids
+            if ids.shape[1] <= MAX_CONTEXT_TOKENS or not turns:
+                return ids.to(self.device)
+            turns = turns[2:] if len(turns) > 1 and turns[1]["role"] == "assistant" else turns[1:]
+
+    @staticmethod
+    def check_history(history) -> list[dict]:
+        """A chat's earlier turns: a list of {"role": "user" | "assistant", "content": text}; else a ValueError."""
+        if history is None:
+            return []
+        if not isinstance(history, list):
+            raise ValueError(f"`history` must be a list of {{'role', 'content'}} messages; got {type(history).__name__}.")
+        total = 0
+        for i, m in enumerate(history):
+            if not isinstance(m, dict) or m.get("role") not in ("user", "assistant") or not isinstance(m.get("content"), str):
+                raise ValueError(f"`history` message {i} must be {{'role': 'user' or 'assistant', 'content': text}}; got {m!r:.80}.")
+            check_text("history", m["content"], MAX_HISTORY_CHARS, optional=True)
+            total += len(m["content"])
+        if total > MAX_HISTORY_CHARS:
+            raise ValueError(f"`history` holds {total} characters; the limit is {MAX_HISTORY_CHARS}. Clear the chat.")
+        return [{"role": m["role"], "content": m["content"]} for m in history]
 
     # -- generation ------------------------------------------------------------------------------
     def check_inputs(self, prompt, system_prompt, max_new_tokens, temperature, top_p, seed) -> None:
@@ -184,8 +212,11 @@ class TextPipeline:
     def stream(self, prompt: str, system_prompt: str = "", max_new_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int = 0,
                preview: bool = True, answer_prefix: str = "", repetition_penalty: float = 1.0,
-               prefix_ids: list[int] | None = None) -> Iterator[Step | TextOutput]:
+               prefix_ids: list[int] | None = None, history: list[dict] | None = None) -> Iterator[Step | TextOutput]:
         """Yield one Step per generated token (preview: the text so far), then a TextOutput.
+
+        `history`: a chat's earlier turns, [{"role": "user" | "assistant", "content": text}, ...], answered
+        as one conversation (`prompt` is the newest user message); see `chat_ids` for how a long one is cut.
 
         `prefix_ids`: answer tokens taken as already written (a branch of an earlier run); generation goes on
         after them, and the steps and text hold only the new tokens.
@@ -195,11 +226,12 @@ class TextPipeline:
         temperature = d.get("temperature", 0.7) if temperature is None else temperature
         top_p = d.get("top_p", 0.9) if top_p is None else top_p
         self.check_inputs(prompt, system_prompt, max_new_tokens, temperature, top_p, seed)
+        history = self.check_history(history)
 
         def work(emit):
             self.load()  # on first use; not counted in the timings
             timer = Timer()
-            ids = self.chat_ids(prompt.strip(), (system_prompt or "").strip() or None, answer_prefix)
+            ids = self.chat_ids(prompt.strip(), (system_prompt or "").strip() or None, answer_prefix, history)
             if prefix_ids:
                 ids = torch.cat([ids, torch.tensor([prefix_ids], device=ids.device)], dim=1)
             probe, stop = _Probe(float(temperature)), _Stop()

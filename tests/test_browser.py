@@ -54,13 +54,20 @@ def test_every_tab_opens(page):
     assert page.get_by_text("Underlying principle").first.is_visible()
 
 
-def test_generate_text_in_the_browser(page):
-    run_in_tab(page, "Text", "text", "Name three colours.")
-    output = page.locator("#text-output textarea")
+def test_chat_in_the_browser(page):
+    run_in_tab(page, "Text", "text", "The secret word is banana.")
     page.wait_for_selector("#text-progress .step-progress:has-text('done')", timeout=300_000)
+    assert page.locator("#text-prompt textarea").input_value() == ""  # the message moved into the chat
     assert "%" in page.locator("#text-candidates").inner_text()  # gr.Label: the top-5 candidates
+    assert page.locator("#text-inspect").is_visible()  # any token of the reply can be inspected
+    page.locator("#text-prompt textarea").fill("What is the secret word?")
+    page.locator("#text-run").click()
+    page.wait_for_function("document.querySelectorAll('#text-chat [data-testid=\"bot\"]').length === 2", timeout=300_000)
+    page.wait_for_selector("#text-progress .step-progress:has-text('done')", timeout=300_000)
+    bubbles = page.locator("#text-chat [data-testid='user']")
+    assert bubbles.count() == 2 and "banana" in bubbles.first.inner_text()  # the first turn is still there
     page.screenshot(path=str(ARTIFACTS / "ui-text.png"), full_page=True)
-    assert output.input_value().strip()
+    assert page.locator("#text-chat [data-testid='bot']").last.inner_text().strip()
 
 
 def test_generate_image_in_the_browser(page, image_model):

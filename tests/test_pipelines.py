@@ -205,6 +205,41 @@ def test_llm_cancel_stops_generation(llm):
     assert final(llm.stream("hello", max_new_tokens=3, temperature=0.0)).steps  # still serving
 
 
+def test_llm_chat_reads_the_earlier_turns(llm):
+    history = [{"role": "user", "content": "my name is fox"}, {"role": "assistant", "content": "hello fox"}]
+    text = llm.tokenizer.decode(llm.chat_ids("what is my name?", "be brief", history=history)[0])
+    assert text.index("be brief") < text.index("my name is fox") < text.index("hello fox") < text.index("what is my name?")
+    assert text.endswith("assistant\n")
+    alone = final(llm.stream("what is my name?", max_new_tokens=6, temperature=0.0))
+    chat = final(llm.stream("what is my name?", max_new_tokens=6, temperature=0.0, history=history))
+    assert chat.steps[0].info["candidates"] != alone.steps[0].info["candidates"]  # the history reached the model
+
+
+def test_llm_long_chat_keeps_the_newest_turns_that_fit(llm, monkeypatch):
+    import pipelines.text as text_module
+
+    history = []
+    for i in range(30):
+        history += [{"role": "user", "content": f"question {i} " + "hello world " * 5},
+                    {"role": "assistant", "content": f"answer {i}"}]
+    monkeypatch.setattr(text_module, "MAX_CONTEXT_TOKENS", 200)
+    ids = llm.chat_ids("the newest question", "system words", history=history)
+    text = llm.tokenizer.decode(ids[0])
+    assert ids.shape[1] <= 200
+    assert "system words" in text and "the newest question" in text and "answer 29" in text
+    assert "question 0 " not in text  # the oldest turns went first, a whole pair at a time
+    assert text.count("<|im_start|>user") == text.count("<|im_start|>assistant")  # each kept question keeps its answer
+
+
+@pytest.mark.parametrize("history, match", [
+    ("hello", "must be a list"), ([{"role": "robot", "content": "x"}], "message 0"),
+    ([{"role": "user", "content": 5}], "message 0"), ([{"role": "user", "content": "x" * 40000}], "limit"),
+])
+def test_llm_bad_history_names_it(llm, history, match):
+    with pytest.raises(ValueError, match=f"`history`.*{match}|{match}.*`history`|`history` {match}"):
+        final(llm.stream("hi", history=history))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"prompt": " "}, "`prompt`"), ({"temperature": 3}, "`temperature`"), ({"top_p": 0}, "`top_p`"),
     ({"max_new_tokens": 0}, "`max_new_tokens`"), ({"prompt": "x" * 5000}, "`prompt`"),
