@@ -10,12 +10,13 @@ mels), and a `GriffinLimVocoder` turns the mel into a waveform. Both are ordinar
 import io
 import json
 import math
-import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import soundfile
 import torch
+import torchaudio
 from diffusers import DiffusionPipeline
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
@@ -25,23 +26,22 @@ from PIL import Image
 from .base import (MAX_PROMPT_CHARS, AudioOutput, Step, Timer, check_range, check_seed, check_text, created_now,
                    stream_steps)
 from .diffusion import DiffusionModel, denoise, generator_for
-from .recipe import info_chunk, recipe_text
+from .recipe import recipe_text
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
-    """(n_mels, n_fft // 2 + 1) triangular filters on the HTK mel scale, each peaking at 1."""
-    mel = lambda f: 2595 * math.log10(1 + f / 700)  # noqa: E731
-    points = 700 * (10 ** (torch.linspace(mel(f_min), mel(f_max), n_mels + 2, dtype=torch.float64) / 2595) - 1)
-    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    lo, mid, hi = points[:-2, None], points[1:-1, None], points[2:, None]
-    return torch.clamp(torch.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), min=0).float()
+    """(n_mels, n_fft // 2 + 1) triangular filters on the HTK mel scale, each peaking at 1 (torchaudio's)."""
+    return torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm=None,
+                                                 mel_scale="htk").T.contiguous()
 
 
 class GriffinLimVocoder(ModelMixin, ConfigMixin):
     """Log-mel spectrogram <-> waveform, with no learned weights: `encode` is the analysis the model
-    was trained on, `forward` inverts it (least-squares mel inversion, then fast Griffin-Lim).
+    was trained on, `forward` inverts it (least-squares mel inversion, then torchaudio's fast Griffin-Lim).
 
     Mels are scaled to [-1, 1]: `db_min` dB maps to -1 and `db_max` dB to 1, the range the UNet sees.
+    Griffin-Lim starts from zero phase, not a random one: the waveform is a pure function of the mel, so a seed
+    (which drives the diffusion noise) reproduces a clip exactly, with no random state shared between threads.
     """
 
     @register_to_config
@@ -51,40 +51,33 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
         super().__init__()
         fb = mel_filterbank(sampling_rate, n_fft, n_mels, f_min, f_max)
         self.register_buffer("mel_basis", fb)  # saved, so the folder says exactly what a mel bin is
-        self.register_buffer("inverse_basis", torch.linalg.pinv(fb), persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-
-    def _stft(self, audio: torch.Tensor) -> torch.Tensor:
-        return torch.stft(audio, self.config.n_fft, self.config.hop_length, window=self.window.float(), return_complex=True)
 
     @torch.no_grad()
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
         """(batch, samples) waveform -> (batch, frames, n_mels) scaled log-mel in [-1, 1]."""
-        power = self._stft(audio.float()).abs() ** 2  # (batch, freq, frames)
-        db = 10 * torch.log10(self.mel_basis.float() @ power + 1e-10)
         c = self.config
+        power = torchaudio.functional.spectrogram(audio.float(), pad=0, window=self.window.float(), n_fft=c.n_fft,
+                                                  hop_length=c.hop_length, win_length=c.n_fft, power=2.0,
+                                                  normalized=False)  # (batch, freq, frames)
+        mel = (power.transpose(1, 2) @ self.mel_basis.float().T).transpose(1, 2)  # torchaudio's MelScale, our basis
+        db = torchaudio.functional.amplitude_to_DB(mel, multiplier=10.0, amin=1e-10, db_multiplier=0.0)
         return ((db - c.db_min) / (c.db_max - c.db_min) * 2 - 1).clamp(-1, 1).transpose(1, 2)
 
     @torch.no_grad()
     def forward(self, mel: torch.Tensor, num_samples: int | None = None, generator: torch.Generator | None = None):
-        """(batch, frames, n_mels) scaled log-mel -> (batch, samples) waveform."""
+        """(batch, frames, n_mels) scaled log-mel -> (batch, samples) waveform. `generator` is accepted for the
+        vocoder interface and unused: Griffin-Lim starts from zero phase."""
         c = self.config
         db = (mel.float().clamp(-1, 1).transpose(1, 2) + 1) / 2 * (c.db_max - c.db_min) + c.db_min
-        power = (self.inverse_basis.float() @ 10 ** (db / 10)).clamp(min=0)  # always in float32
-        magnitude = power.sqrt()  # (batch, freq, frames)
-        length = (magnitude.shape[-1] - 1) * c.hop_length  # what these frames span; trimmed at the end
-        # Fast Griffin-Lim (Perraudin et al. 2013, as torchaudio's): start from random phase and
-        # alternate between the magnitude we want and a consistent spectrogram, with momentum.
-        angles = torch.rand(magnitude.shape, generator=generator, device="cpu").to(magnitude.device) * 2 * math.pi
-        angles = torch.polar(torch.ones_like(magnitude), angles)
-        previous = torch.zeros_like(angles)
-        for _ in range(c.n_iter):
-            audio = torch.istft(magnitude * angles, c.n_fft, c.hop_length, window=self.window.float(), length=length)
-            rebuilt = self._stft(audio)
-            angles = rebuilt - c.momentum / (1 + c.momentum) * previous
-            angles = angles / angles.abs().clamp(min=1e-16)
-            previous = rebuilt
-        audio = torch.istft(magnitude * angles, c.n_fft, c.hop_length, window=self.window.float(), length=length)
+        power = torchaudio.functional.DB_to_amplitude(db, ref=1.0, power=1.0)  # (batch, n_mels, frames)
+        # What torchaudio's InverseMelScale computes, on the saved basis: the least-squares spectrogram, clamped at 0
+        driver = "gelsd" if power.device.type == "cpu" else None  # gelsd: the minimum-norm solution, as pinv's
+        power = torch.linalg.lstsq(self.mel_basis.float()[None], power, driver=driver).solution.clamp(min=0)
+        length = (power.shape[-1] - 1) * c.hop_length  # what these frames span; trimmed at the end
+        audio = torchaudio.functional.griffinlim(power.sqrt(), self.window.float(), c.n_fft, c.hop_length, c.n_fft,
+                                                 power=1.0, n_iter=c.n_iter, momentum=c.momentum, length=length,
+                                                 rand_init=False)
         return audio if num_samples is None else torch.nn.functional.pad(audio, (0, max(0, num_samples - length)))[..., :num_samples]
 
 
@@ -246,32 +239,26 @@ def spectrogram_image(mel: np.ndarray, height: int = 160) -> Image.Image:
 
 
 def log_mel(audio: np.ndarray, sample_rate: int, n_mels: int = 64) -> np.ndarray:
-    """A log-mel spectrogram (n_mels, frames) of a waveform, for display (numpy only)."""
-    n_fft, hop = 1024, 256
-    audio = np.pad(audio.astype(np.float32), (n_fft // 2, n_fft // 2))
-    frames = np.lib.stride_tricks.sliding_window_view(audio, n_fft)[::hop] * np.hanning(n_fft)
-    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2
-    mel_f = 700 * (10 ** (np.linspace(0, 2595 * np.log10(1 + sample_rate / 2 / 700), n_mels + 2) / 2595) - 1)
-    bins = np.fft.rfftfreq(n_fft, 1 / sample_rate)
-    fb = np.maximum(0, np.minimum((bins[None] - mel_f[:-2, None]) / (mel_f[1:-1, None] - mel_f[:-2, None]),
-                                  (mel_f[2:, None] - bins[None]) / (mel_f[2:, None] - mel_f[1:-1, None])))
-    return np.log10(power @ fb.T + 1e-8).T
+    """A log-mel spectrogram (n_mels, frames) of a waveform, for display: torchaudio's MelSpectrogram (HTK scale; zero
+    padding at the ends, so a clip shorter than the window still shows)."""
+    transform = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=1024, hop_length=256, n_mels=n_mels,
+                                                     mel_scale="htk", norm=None, pad_mode="constant")
+    return torch.log10(transform(torch.from_numpy(np.asarray(audio, np.float32))) + 1e-8).numpy()
 
 
 def wav_bytes(audio: np.ndarray, sample_rate: int, title: str = "", comment: str = "") -> bytes:
-    """16-bit PCM WAV of a float waveform (peak-normalised to -1 dBFS if it clips), with an INFO chunk carrying
-    `title` and `comment` (the recipe) when given."""
+    """16-bit PCM WAV of a float waveform (peak-normalised to -1 dBFS if it clips), written by soundfile with the
+    `title`, `comment` (the recipe) and creation date in its LIST/INFO chunk (INAM, ICMT, ICRD)."""
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak > 0.891:
         audio = audio * (0.891 / peak)
     buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    data, info = buf.getvalue(), info_chunk(title, comment, created_now())
-    return data[:4] + (len(data) - 8 + len(info)).to_bytes(4, "little") + data[8:] + info  # RIFF size covers it
+    with soundfile.SoundFile(buf, "w", sample_rate, 1, "PCM_16", format="WAV") as f:
+        for name, value in (("title", title), ("comment", comment), ("date", created_now())):
+            if value:
+                setattr(f, name, value)
+        f.write(np.clip(audio, -1, 1).astype(np.float32))
+    return buf.getvalue()
 
 
 def render_clip(audio: np.ndarray, sample_rate: int, recipe: str = "") -> tuple[bytes, Image.Image]:

@@ -50,31 +50,12 @@ def parse_recipe(text: str) -> dict:
     return out
 
 
-def info_chunk(title: str = "", comment: str = "", created: str = "") -> bytes:
-    """A RIFF LIST/INFO chunk with INAM (title), ICMT (comment) and ICRD (creation date): where soundfile and most
-    players keep them."""
-    body = b""
-    for tag, text in ((b"INAM", title), (b"ICMT", comment), (b"ICRD", created)):
-        if text:
-            data = text.encode("utf-8") + b"\0"
-            body += tag + len(data).to_bytes(4, "little") + data + (b"\0" if len(data) % 2 else b"")
-    return b"LIST" + (len(body) + 4).to_bytes(4, "little") + b"INFO" + body if body else b""
+def wav_info(path_or_file) -> dict:
+    """{"title", "comment", "created"} of a WAV, as soundfile reads its LIST/INFO chunk (empty strings when absent)."""
+    import soundfile
 
-
-def wav_info(data: bytes) -> dict:
-    """{"title", "comment", "created"} from a WAV's LIST/INFO chunk (empty strings when absent)."""
-    out, pos = {"title": "", "comment": "", "created": ""}, 12
-    while pos + 8 <= len(data):
-        tag, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
-        if tag == b"LIST" and data[pos + 8:pos + 12] == b"INFO":
-            sub = pos + 12
-            while sub + 8 <= pos + 8 + size:
-                key, n = data[sub:sub + 4], int.from_bytes(data[sub + 4:sub + 8], "little")
-                text = data[sub + 8:sub + 8 + n].rstrip(b"\0").decode("utf-8", "replace")
-                out[{b"INAM": "title", b"ICMT": "comment", b"ICRD": "created"}.get(key, "other")] = text
-                sub += 8 + n + n % 2
-        pos += 8 + size + size % 2
-    return out
+    with soundfile.SoundFile(path_or_file) as f:
+        return {"title": f.title, "comment": f.comment, "created": f.date}
 
 
 def read_recipe(path: str) -> dict:
@@ -86,8 +67,10 @@ def read_recipe(path: str) -> dict:
         with Image.open(path) as image:
             text = image.info.get("parameters", "")
     elif suffix == "wav":
-        with open(path, "rb") as f:
-            text = wav_info(f.read())["comment"]
+        try:
+            text = wav_info(path)["comment"]
+        except RuntimeError as exc:  # soundfile's LibsndfileError: not a readable WAV
+            raise ValueError(f"`file` is not a WAV this app can read: {exc}") from None
     elif suffix == "mp4":
         import subprocess
 

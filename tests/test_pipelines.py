@@ -1,5 +1,7 @@
 """The Hub code paths (StableDiffusion, AudioLDM, AnimateDiff, a Llama-class LLM) on tiny models built from configs."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -118,6 +120,38 @@ def test_mel_diffusion_pipeline_loads_streams_and_stops(tiny_mel):
     assert next(stream).index == 1
     stream.close()  # stopping cancels the remaining steps; the model is free for the next request
     assert final(audio.stream("a bell", duration_s=0.5, num_inference_steps=2, seed=0)).audio.size == 8000
+
+
+def test_vocoder_filters_are_the_ones_the_bundled_model_was_trained_with():
+    """torchaudio's HTK filterbank is the mel basis saved in models/tiny-sounds-audio (written by the numpy-era
+    code): the port changed no mel bin."""
+    from safetensors.torch import load_file
+
+    from pipelines.audio import mel_filterbank
+
+    saved = Path(__file__).parents[1] / "models" / "tiny-sounds-audio" / "vocoder" / "diffusion_pytorch_model.safetensors"
+    if not saved.exists():
+        pytest.skip("the bundled audio model is not in this checkout")
+    basis = load_file(saved)["mel_basis"]  # stored in float16, as the rest of the model
+    assert basis.shape == (64, 513)
+    ours = mel_filterbank(16000, 1024, 64, 0.0, 8000.0).to(basis.dtype)
+    assert (ours.float() - basis.float()).abs().max() <= 2**-10  # within float16's rounding (one step at 1.0)
+
+
+def test_vocoder_is_deterministic_across_threads():
+    """The waveform is a pure function of the mel (Griffin-Lim from zero phase): four threads vocoding at once
+    return the same samples, bit for bit."""
+    import concurrent.futures
+
+    import torch
+
+    from pipelines.audio import GriffinLimVocoder
+
+    vocoder = GriffinLimVocoder(n_iter=8)
+    mel = vocoder.encode(torch.randn(1, 8000) * 0.1)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda _: vocoder(mel, 8000)[0], range(4)))
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
 
 
 def test_griffin_lim_vocoder_inverts_its_own_mel():

@@ -38,12 +38,12 @@ def test_a_wav_carries_its_recipe(tiny_mel, tmp_path):
     wav, _ = render_clip(out.audio, out.sample_rate, out.recipe)
     path = tmp_path / "clip.wav"
     path.write_bytes(wav)
-    info = wav_info(wav)
+    info = wav_info(path)
     assert (info["title"], info["comment"]) == ("a high tone", out.recipe) and info["created"]
     import wave
 
-    with wave.open(str(path)) as w:  # still a plain WAV for every reader
-        assert (w.getframerate(), w.getnframes()) == (out.sample_rate, len(out.audio))
+    with wave.open(str(path)) as w:  # a plain 16-bit PCM WAV for every reader, not only soundfile
+        assert (w.getframerate(), w.getnframes(), w.getsampwidth()) == (out.sample_rate, len(out.audio), 2)
     assert read_recipe(str(path)) == {"task": "audio", "prompt": "a high tone", "negative_prompt": "a low tone",
                                       "duration_s": 0.5, "num_inference_steps": 2, "guidance_scale": 3.0, "seed": 5,
                                       "model": tiny_mel}
@@ -64,4 +64,7 @@ def test_files_without_a_recipe_are_refused_with_the_reason(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(ValueError, match="`file` must be a PNG, WAV or MP4"):
         read_recipe(str(tmp_path / "notes.txt"))
+    (tmp_path / "fake.wav").write_bytes(b"RIFF, but not really")
+    with pytest.raises(ValueError, match="`file` is not a WAV"):
+        read_recipe(str(tmp_path / "fake.wav"))
     assert np.isclose(parse_recipe("x\nTask: audio, Duration: 2.5")["duration_s"], 2.5)

@@ -19,11 +19,11 @@ import random
 import shutil
 import subprocess
 import tempfile
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile
 
 SAMPLE_RATE = 16000
 DURATION_S = 2.048  # 128 frames of 256 samples: the mel "image" is 128 x 64
@@ -108,9 +108,7 @@ def speak(word: str, voice: str = "en-us", rate: int = 160, pitch: int = 50) -> 
         path = Path(tmp) / "word.wav"
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", str(path), word],
                        check=True, capture_output=True)
-        with wave.open(str(path)) as w:
-            rate_in = w.getframerate()
-            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32768
+        x, rate_in = soundfile.read(path, dtype="float64")
     x = _resample(x, rate_in)
     loud = np.flatnonzero(np.abs(x) > 0.02 * np.abs(x).max())
     x = x[loud[0]:loud[-1] + 1] if loud.size else x
@@ -278,13 +276,11 @@ def note_pitches(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> list[floa
 def log_mel_frames(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, n_mels: int = 40) -> np.ndarray:
     """(frames, n_mels) log-mel of the loud part of a clip (silence trimmed), each frame mean-removed:
     what `dtw_distance` compares, so loudness and the voice's tilt matter less than the sounds' order."""
+    import torchaudio
+
     spec = _spectrogram(audio, 512, 160)
-    freqs = np.fft.rfftfreq(512, 1 / sample_rate)
-    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
-    edges = 700 * (10 ** (np.linspace(mel(100), mel(7000), n_mels + 2) / 2595) - 1)
-    fb = np.maximum(0, np.minimum((freqs[None] - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None]),
-                                  (edges[2:, None] - freqs[None]) / (edges[2:, None] - edges[1:-1, None])))
-    db = 10 * np.log10(spec @ fb.T + 1e-10)
+    fb = torchaudio.functional.melscale_fbanks(257, 100.0, 7000.0, n_mels, sample_rate, norm=None, mel_scale="htk")
+    db = 10 * np.log10(spec @ fb.double().numpy() + 1e-10)
     loud = np.flatnonzero(db.max(1) > db.max() - 35)
     db = db[loud[0]:loud[-1] + 1] if loud.size else db
     return db - db.mean(1, keepdims=True)
@@ -313,6 +309,4 @@ if __name__ == "__main__":
         x = render(SoundScene((name,)), rng)
         print(f"{name:24s}", {k: round(v, 3) for k, v in measure(x).items()},
               [round(p) for p in note_pitches(x)] if "scale" in name else "")
-        with wave.open(str(out / (name.replace(" ", "_") + ".wav")), "wb") as w:
-            w.setnchannels(1), w.setsampwidth(2), w.setframerate(SAMPLE_RATE)
-            w.writeframes((x * 32767).astype("<i2").tobytes())
+        soundfile.write(out / (name.replace(" ", "_") + ".wav"), x, SAMPLE_RATE, subtype="PCM_16")
