@@ -46,7 +46,8 @@ def build(stream, info: dict, check=None) -> None:
                               buttons=["copy", "copy_all"], feedback_options=None,
                               placeholder="Ask anything: the reply streams token by token, and the panel on the "
                                           "right shows the model's top-5 candidates for every token.")
-            prompt = Textbox(field="prompt", label="Message", lines=2, placeholder="Ask anything...", elem_id="text-prompt")
+            prompt = Textbox(field="prompt", label="Message (Enter sends, Shift+Enter starts a new line)", lines=1, max_lines=8,
+                             placeholder="Ask anything...", elem_id="text-prompt")
             with gr.Row():
                 run = gr.Button("Send", variant="primary", elem_id="text-run")
                 stop = gr.Button("Stop")
@@ -115,17 +116,14 @@ def build(stream, info: dict, check=None) -> None:
 
     settings = [system_prompt, max_new_tokens, temperature, top_p, seed]
     check_chat = (lambda prompt, history, *rest: check(prompt, *rest)) if check else None
-    chat_event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
+    chat_event = gr.on([run.click, prompt.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
         chat_fn, [prompt, chat, *settings], [chat, prompt, progress, candidates, coloured, inspect, tokens],
         api_name="chat", validator=validator(check_chat, chat_fn))
-    submit_event = prompt.submit(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
-        chat_fn, [prompt, chat, *settings], [chat, prompt, progress, candidates, coloured, inspect, tokens],
-        api_name=False, validator=validator(check_chat, chat_fn))
     inspect.release(inspect_fn, [inspect, tokens], candidates, api_name=False, queue=False)
     colour.change(lambda on: gr.HighlightedText(visible=on), colour, coloured, api_name=False, queue=False)
-    stop.click(None, cancels=[chat_event, submit_event])
+    stop.click(None, cancels=[chat_event])
     clear.click(lambda: ([], [], None, gr.Slider(visible=False), progress_html(None, label="token")), None,
-                [chat, tokens, candidates, inspect, progress], api_name=False, queue=False, cancels=[chat_event, submit_event])
+                [chat, tokens, candidates, inspect, progress], api_name=False, queue=False, cancels=[chat_event])
 
     # The single-turn API (no chat history): what `/text` has always been. Its trigger is never shown.
     single = gr.Button(visible=False)

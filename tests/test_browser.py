@@ -61,7 +61,7 @@ def test_chat_in_the_browser(page):
     assert "%" in page.locator("#text-candidates").inner_text()  # gr.Label: the top-5 candidates
     assert page.locator("#text-inspect").is_visible()  # any token of the reply can be inspected
     page.locator("#text-prompt textarea").fill("What is the secret word?")
-    page.locator("#text-run").click()
+    page.locator("#text-prompt textarea").press("Enter")  # Enter sends, as the Send button does
     page.wait_for_function("document.querySelectorAll('#text-chat [data-testid=\"bot\"]').length === 2", timeout=300_000)
     page.wait_for_selector("#text-progress .step-progress:has-text('done')", timeout=300_000)
     bubbles = page.locator("#text-chat [data-testid='user']")
