@@ -31,9 +31,12 @@ def plain_history(messages: list[dict] | None) -> list[dict]:
     return turns
 
 
+LATEST = "Next-token candidates at the latest step"
+
+
 def token_record(step: Step) -> dict:
-    """What the token inspector keeps of a step: the token, its probability and its candidates."""
-    return {"token": step.info["token"], "probability": step.info["probability"], "candidates": step.info["candidates"]}
+    """What the token inspector keeps of a step: the token, its probability and its candidates (as gr.Label shows them)."""
+    return {"token": step.info["token"], "probability": step.info["probability"], "candidates": candidates_label(step)}
 
 
 def build(stream, info: dict, check=None) -> None:
@@ -63,7 +66,7 @@ def build(stream, info: dict, check=None) -> None:
                     randomize = gr.Checkbox(value=True, label="Randomize seed")
         with gr.Column(scale=2):
             progress = gr.HTML(progress_html(None, label="token"), elem_id="text-progress")
-            candidates = gr.Label(label="Next-token candidates at the latest step", num_top_classes=5,
+            candidates = gr.Label(label=LATEST, num_top_classes=5,
                                   elem_id="text-candidates")
             inspect = gr.Slider(1, 2, value=1, step=1, label="Token of the last reply to inspect", visible=False,
                                 elem_id="text-inspect")
@@ -90,8 +93,8 @@ def build(stream, info: dict, check=None) -> None:
         reply, inspector, tokens); the message moves into the chat at once, so it is never lost."""
         earlier = plain_history(history)
         asked = [*earlier, {"role": "user", "content": prompt}]
-        yield (asked + [{"role": "assistant", "content": "…"}], "", progress_html(None, label="token"), None, gr.skip(),
-               gr.Slider(visible=False), [])
+        yield (asked + [{"role": "assistant", "content": "…"}], "", progress_html(None, label="token"),
+               gr.Label(None, label=LATEST), gr.skip(), gr.Slider(visible=False), [])
         for item in stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed),
                            history=earlier):
             if isinstance(item, Step):
@@ -111,8 +114,8 @@ def build(stream, info: dict, check=None) -> None:
             return gr.skip()
         k = min(max(int(k), 1), len(records))
         r = records[k - 1]
-        return gr.Label({repr(c["token"]): c["probability"] for c in r["candidates"]},
-                        label=f"Candidates at token {k} of {len(records)} (chosen: {r['token']!r}, {r['probability']:.0%})")
+        chosen = f"chosen: {r['token']!r}, {r['probability']:.0%}"
+        return gr.Label(r["candidates"], label=f"Candidates at token {k} of {len(records)} ({chosen})")
 
     settings = [system_prompt, max_new_tokens, temperature, top_p, seed]
     check_chat = (lambda prompt, history, *rest: check(prompt, *rest)) if check else None
@@ -122,7 +125,8 @@ def build(stream, info: dict, check=None) -> None:
     inspect.release(inspect_fn, [inspect, tokens], candidates, api_name=False, queue=False)
     colour.change(lambda on: gr.HighlightedText(visible=on), colour, coloured, api_name=False, queue=False)
     stop.click(None, cancels=[chat_event])
-    clear.click(lambda: ([], [], None, gr.Slider(visible=False), progress_html(None, label="token")), None,
+    fresh = lambda: ([], [], gr.Label(None, label=LATEST), gr.Slider(visible=False), progress_html(None, label="token"))  # noqa: E731
+    clear.click(fresh, None,
                 [chat, tokens, candidates, inspect, progress], api_name=False, queue=False, cancels=[chat_event])
 
     # The single-turn API (no chat history): what `/text` has always been. Its trigger is never shown.
