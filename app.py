@@ -155,16 +155,33 @@ def backend_for_tab(tab: str) -> dict:
     return make_backend(build_pipelines(settings.preset, settings.overrides, settings.device))[tab]
 
 
+def warm_up(pipelines: dict) -> None:
+    """Run once the UI is up, while the server answers: load the LLM (a fraction of a second on llama.cpp) and import
+    torch and diffusers, which the app itself no longer imports at start, so the first requests don't wait for them."""
+    text = pipelines["text"]
+    if not text.missing:
+        try:
+            text.load()
+        except Exception as exc:  # noqa: BLE001  (its tab says so on first use)
+            print(f"warm-up: the LLM did not load ({type(exc).__name__}: {exc}); the Text tab will say why")
+    import diffusers  # noqa: F401
+    import torch  # noqa: F401
+
+    from pipelines import mel_diffusion  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> None:
     from demo.app_ui import launch_kwargs
 
     settings = parse_settings(argv)
-    demo, _ = build_app(settings)
+    demo, pipelines = build_app(settings)
     auth = Login(*settings.auth.split(":", 1)) if settings.auth else None
     # One request at a time per event (each model serves one request at a time anyway), at most max_queue waiting.
     demo.queue(default_concurrency_limit=1, max_size=settings.max_queue).launch(
         server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, mcp_server=settings.mcp,
-        **launch_kwargs())
+        prevent_thread_lock=True, **launch_kwargs())
+    warm_up(pipelines)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 1. our image, audio and video pipelines (step stream, previews off / on) vs the raw diffusers call, same
    bundled model and settings; the raw seconds are the bundled models' inference times (25 steps, 64x64
    image; 25 steps, 2-second clip with the Griffin-Lim vocoder; 8 frames at 64x64, the registry's steps);
-2. our LLM stream vs raw `model.generate`, and tokens/s, on the bundled SmolLM2;
+2. the bundled SmolLM2 on transformers and on llama.cpp: load, first token, tokens/s of our stream vs
+   the engine's own call;
 3. our text-diffusion stream vs the raw `LLaDA2Pipeline` call (a 32-token description in 16 steps) on the
    bundled model; its seconds are the bundled text-diffusion inference time;
 4. seconds from `python app.py` to the UI answering HTTP.
@@ -32,7 +33,7 @@ from pipelines.audio import AudioPipeline  # noqa: E402
 from pipelines.base import THREADS_PER_REQUEST, final  # noqa: E402
 from pipelines.image import ImagePipeline  # noqa: E402
 from pipelines.registry import MODELS, get_spec, missing_message  # noqa: E402
-from pipelines.text import TextPipeline  # noqa: E402
+from pipelines.text import TextPipeline, has_llama_cpp  # noqa: E402
 from pipelines.text_diffusion import TextDiffusionPipeline  # noqa: E402
 from pipelines.video import VideoPipeline  # noqa: E402
 
@@ -134,30 +135,49 @@ def bench_video(repeats: int) -> dict:
 
 
 def bench_llm(repeats: int, tokens: int = 64) -> dict:
-    ours = TextPipeline(MODELS["text"]["bundled"], device="cpu")
-    ours.load()
-    model, tok = ours.model, ours.tokenizer
-    prompt = "Write a short paragraph about the sea."
-    ids = ours.chat_ids(prompt)
-    # min_new_tokens keeps both runs at exactly `tokens` tokens, so tokens/s compare like for like
-    gen = dict(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=tok.eos_token_id)
+    """The bundled SmolLM2 (one Q4_1 GGUF file) on each engine: seconds to load, seconds to the first token of a
+    fresh pipeline, and tokens/s of our stream (top-5 candidates on every step) against the engine's own call
+    (greedy, no candidates), `tokens` tokens each. "transformers" dequantises the GGUF to float32 (the path
+    before llama.cpp, and the one without llama-cpp-python); "llama.cpp" runs the file as it is."""
+    prompt = "Write a long story about the sea, the wind and a lighthouse keeper."
+    results = {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF)", "tokens": tokens, "threads": THREADS_PER_REQUEST}
+    for name in ("transformers", "llama.cpp"):
+        if name == "llama.cpp" and not has_llama_cpp():
+            results[name] = {"skipped": "llama-cpp-python is not installed"}
+            continue
+        t = time.perf_counter()
+        ours = TextPipeline(MODELS["text"]["bundled"], device="cpu", engine=name)
+        ours.load()
+        load_s = time.perf_counter() - t
+        first = next(iter(ours.stream(prompt, max_new_tokens=1, temperature=0.0)))
+        first_s = time.perf_counter() - t
+        assert first.index == 1
+        engine, ids = ours.engine, ours.chat_ids(prompt)
+        if name == "transformers":
+            model, tok = engine.model, engine.tokenizer
 
-    def raw():
-        with torch.no_grad():
-            model.generate(ids, attention_mask=torch.ones_like(ids), **gen)
+            def raw():
+                x = torch.tensor([ids])
+                with torch.no_grad():
+                    model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=tokens, min_new_tokens=tokens,
+                                   do_sample=False, pad_token_id=tok.eos_token_id)
+        else:
+            def raw():
+                for i, _ in enumerate(engine.llm.generate(ids, top_k=1, temp=0.0, reset=True), 1):
+                    if i == tokens:
+                        break
 
-    def stream():
-        return final(ours.stream(prompt, max_new_tokens=tokens, temperature=0.0, seed=0))
+        def stream():
+            return final(ours.stream(prompt, max_new_tokens=tokens, temperature=0.0, seed=0))
 
-    original = model.generation_config.min_new_tokens
-    model.generation_config.min_new_tokens = tokens  # our stream uses the model's generation config too
-    try:
+        n = len(stream().steps)  # our stream stops at end-of-text: the prompt asks for more than `tokens`
         t = interleaved({"raw": raw, "ours": stream}, repeats)
-        n = len(stream().steps)
-    finally:
-        model.generation_config.min_new_tokens = original
-    return {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised to fp32)", "tokens": n, "seconds": t,
-            "ratio": t["ours"] / t["raw"], "tokens_per_s_raw": tokens / t["raw"], "tokens_per_s_ours": n / t["ours"]}
+        results[name] = {"load_s": load_s, "first_token_s": first_s, "seconds": t, "ratio": t["ours"] / t["raw"],
+                         "tokens_per_s_raw": tokens / t["raw"], "tokens_per_s_ours": n / t["ours"], "tokens_ours": n}
+    if "tokens_per_s_ours" in results.get("llama.cpp", {}):
+        results["llama_cpp_over_transformers"] = (results["llama.cpp"]["tokens_per_s_ours"]
+                                                  / results["transformers"]["tokens_per_s_ours"])
+    return results
 
 
 def bench_startup() -> dict:

@@ -33,9 +33,10 @@ def progress_html(step: Step | None, label: str = "step", done: bool = False, se
 
 
 def model_line(info: dict) -> str:
-    """The tab's model, its motion adapter where it has one (video), and the licence."""
+    """The tab's model, its motion adapter where it has one (video), the engine that runs it (LLM), and the licence."""
     adapter = f" + motion adapter `{info['motion_adapter']}`" if info.get("motion_adapter") else ""
-    return f"Model: `{info['model_id']}`{adapter} · licence: {info['licence']}"
+    engine = f" on {info['engine']}" if info.get("engine") else ""
+    return f"Model: `{info['model_id']}`{adapter}{engine} · licence: {info['licence']}"
 
 
 def missing_box(info: dict) -> str:

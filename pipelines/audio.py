@@ -1,26 +1,20 @@
 """Text-to-audio: AudioLDM / AudioLDM 2 (Hub) or the bundled tiny mel-spectrogram model, as a stream of
 denoising steps; each preview is the predicted clean mel spectrogram, as an image.
 
-The bundled model is a `MelDiffusionPipeline` (below): AudioLDM's recipe without the VAE. Its UNet
-denoises the log-mel spectrogram itself, laid out as AudioLDM's latents are (batch, 1, frames,
-mels), and a `GriffinLimVocoder` turns the mel into a waveform. Both are ordinary diffusers classes
-(`DiffusionPipeline`, `ModelMixin`), saved and loaded with `save_pretrained` / `from_pretrained`.
+The bundled model is a `MelDiffusionPipeline` (pipelines/mel_diffusion.py): AudioLDM's recipe without
+the VAE, with a Griffin-Lim vocoder. This module imports neither torch nor diffusers until a model is
+used, so the app starts without them.
 """
+
+from __future__ import annotations
 
 import io
 import json
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile
-import torch
-import torchaudio
-from diffusers import DiffusionPipeline
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
-from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
 from PIL import Image
 
 from .base import (MAX_PROMPT_CHARS, AudioOutput, Step, Timer, check_range, check_seed, check_text, created_now,
@@ -29,146 +23,15 @@ from .diffusion import DiffusionModel, denoise, generator_for
 from .recipe import recipe_text
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
-    """(n_mels, n_fft // 2 + 1) triangular filters on the HTK mel scale, each peaking at 1 (torchaudio's)."""
-    return torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm=None,
-                                                 mel_scale="htk").T.contiguous()
-
-
-class GriffinLimVocoder(ModelMixin, ConfigMixin):
-    """Log-mel spectrogram <-> waveform, with no learned weights: `encode` is the analysis the model
-    was trained on, `forward` inverts it (least-squares mel inversion, then torchaudio's fast Griffin-Lim).
-
-    Mels are scaled to [-1, 1]: `db_min` dB maps to -1 and `db_max` dB to 1, the range the UNet sees.
-    Griffin-Lim starts from zero phase, not a random one: the waveform is a pure function of the mel, so a seed
-    (which drives the diffusion noise) reproduces a clip exactly, with no random state shared between threads.
-    """
-
-    @register_to_config
-    def __init__(self, sampling_rate: int = 16000, n_fft: int = 1024, hop_length: int = 256, n_mels: int = 64,
-                 f_min: float = 0.0, f_max: float = 8000.0, db_min: float = -50.0, db_max: float = 50.0,
-                 n_iter: int = 32, momentum: float = 0.99):
-        super().__init__()
-        fb = mel_filterbank(sampling_rate, n_fft, n_mels, f_min, f_max)
-        self.register_buffer("mel_basis", fb)  # saved, so the folder says exactly what a mel bin is
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-
-    @torch.no_grad()
-    def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) waveform -> (batch, frames, n_mels) scaled log-mel in [-1, 1]."""
-        c = self.config
-        power = torchaudio.functional.spectrogram(audio.float(), pad=0, window=self.window.float(), n_fft=c.n_fft,
-                                                  hop_length=c.hop_length, win_length=c.n_fft, power=2.0,
-                                                  normalized=False)  # (batch, freq, frames)
-        mel = (power.transpose(1, 2) @ self.mel_basis.float().T).transpose(1, 2)  # torchaudio's MelScale, our basis
-        db = torchaudio.functional.amplitude_to_DB(mel, multiplier=10.0, amin=1e-10, db_multiplier=0.0)
-        return ((db - c.db_min) / (c.db_max - c.db_min) * 2 - 1).clamp(-1, 1).transpose(1, 2)
-
-    @torch.no_grad()
-    def forward(self, mel: torch.Tensor, num_samples: int | None = None, generator: torch.Generator | None = None):
-        """(batch, frames, n_mels) scaled log-mel -> (batch, samples) waveform. `generator` is accepted for the
-        vocoder interface and unused: Griffin-Lim starts from zero phase."""
-        c = self.config
-        db = (mel.float().clamp(-1, 1).transpose(1, 2) + 1) / 2 * (c.db_max - c.db_min) + c.db_min
-        power = torchaudio.functional.DB_to_amplitude(db, ref=1.0, power=1.0)  # (batch, n_mels, frames)
-        # What torchaudio's InverseMelScale computes, on the saved basis: the least-squares spectrogram, clamped at 0
-        driver = "gelsd" if power.device.type == "cpu" else None  # gelsd: the minimum-norm solution, as pinv's
-        power = torch.linalg.lstsq(self.mel_basis.float()[None], power, driver=driver).solution.clamp(min=0)
-        length = (power.shape[-1] - 1) * c.hop_length  # what these frames span; trimmed at the end
-        audio = torchaudio.functional.griffinlim(power.sqrt(), self.window.float(), c.n_fft, c.hop_length, c.n_fft,
-                                                 power=1.0, n_iter=c.n_iter, momentum=c.momentum, length=length,
-                                                 rand_init=False)
-        return audio if num_samples is None else torch.nn.functional.pad(audio, (0, max(0, num_samples - length)))[..., :num_samples]
-
-
-class MelDiffusionPipeline(DiffusionPipeline):
-    """Text-to-audio by denoising a log-mel spectrogram, then a vocoder: AudioLDM without the VAE.
-
-    Components: `tokenizer` + `text_encoder` (CLIP), `unet` (`UNet2DConditionModel`, cross-attention
-    on the text), `scheduler`, `vocoder` (`GriffinLimVocoder`). Instead of a learned VAE, the mel is
-    cut into `patch_size` x `patch_size` patches stacked as channels (a lossless pixel-unshuffle), so
-    the UNet works on a 16x smaller grid. Called like `AudioLDMPipeline`: prompt, audio_length_in_s,
-    num_inference_steps, guidance_scale, negative_prompt, generator, callback_on_step_end; returns
-    `AudioPipelineOutput(audios=...)`.
-    """
-
-    model_cpu_offload_seq = "text_encoder->unet"
-    _callback_tensor_inputs = ["latents"]
-
-    def __init__(self, tokenizer, text_encoder, unet, scheduler, vocoder: GriffinLimVocoder, patch_size: int = 4):
-        super().__init__()
-        self.register_modules(tokenizer=tokenizer, text_encoder=text_encoder, unet=unet, scheduler=scheduler,
-                              vocoder=vocoder)
-        self.register_to_config(patch_size=patch_size)
-
-    @property
-    def interrupt(self) -> bool:
-        return getattr(self, "_interrupt", False)
-
-    def mel_to_latents(self, mel: torch.Tensor) -> torch.Tensor:
-        """(batch, 1, frames, mels) -> (batch, patch**2, frames / patch, mels / patch)."""
-        return torch.nn.functional.pixel_unshuffle(mel, self.config.patch_size)
-
-    def latents_to_mel(self, latents: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.pixel_shuffle(latents, self.config.patch_size)
-
-    def encode_prompt(self, prompt: str, negative_prompt: str | None, guidance: bool) -> torch.Tensor:
-        texts = [negative_prompt or "", prompt] if guidance else [prompt]
-        ids = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
-                             return_tensors="pt").input_ids
-        return self.text_encoder(ids.to(self.device))[0]
-
-    @torch.no_grad()
-    def __call__(self, prompt: str, audio_length_in_s: float = 2.0, num_inference_steps: int = 25,
-                 guidance_scale: float = 3.0, negative_prompt: str | None = None,
-                 generator: torch.Generator | None = None, latents: torch.Tensor | None = None,
-                 output_type: str = "np", return_dict: bool = True, callback_on_step_end: Callable | None = None):
-        # 1. Prompt embeddings (unconditional first when guiding, as in diffusers' pipelines).
-        guidance = guidance_scale > 1.0
-        embeddings = self.encode_prompt(prompt, negative_prompt, guidance)
-        # 2. Start from noise: enough frames for the clip, rounded up so the UNet can halve them.
-        voc, patch = self.vocoder.config, self.config.patch_size
-        num_samples = int(round(audio_length_in_s * voc.sampling_rate))
-        multiple = patch * 2 ** (len(self.unet.config.block_out_channels) - 1)
-        frames = math.ceil((num_samples // voc.hop_length + 1) / multiple) * multiple
-        shape = (1, self.unet.config.in_channels, frames // patch, voc.n_mels // patch)
-        if latents is None:
-            latents = torch.randn(shape, generator=generator, device="cpu", dtype=self.unet.dtype).to(self.device)
-        latents = latents * self.scheduler.init_noise_sigma
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        # 3. Denoise.
-        self._interrupt = False
-        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
-            if self.interrupt:
-                break
-            model_input = torch.cat([latents] * 2) if guidance else latents
-            model_input = self.scheduler.scale_model_input(model_input, t)
-            pred = self.unet(model_input, t, encoder_hidden_states=embeddings).sample
-            if guidance:
-                uncond, cond = pred.chunk(2)
-                pred = uncond + guidance_scale * (cond - uncond)
-            latents = self.scheduler.step(pred, t, latents, generator=generator).prev_sample
-            if callback_on_step_end is not None:
-                outputs = callback_on_step_end(self, i, t, {"latents": latents})
-                latents = outputs.pop("latents", latents)
-        # 4. Mel -> waveform.
-        if output_type == "latent":
-            audio = latents
-        else:
-            mel = self.latents_to_mel(latents)[:, 0].float()
-            audio = self.vocoder(mel, num_samples, generator=generator).cpu()
-            audio = audio.numpy() if output_type == "np" else audio
-        self.maybe_free_model_hooks()
-        return AudioPipelineOutput(audios=audio) if return_dict else (audio,)
-
-
 class AudioPipeline(DiffusionModel):
     task = "audio"
 
     def load(self, path: str):
         """The bundled mel model through its own class; AudioLDM (2) and others through DiffusionPipeline."""
         index = Path(path) / "model_index.json"
-        if index.exists() and json.loads(index.read_text()).get("_class_name") == MelDiffusionPipeline.__name__:
+        if index.exists() and json.loads(index.read_text()).get("_class_name") == "MelDiffusionPipeline":
+            from .mel_diffusion import MelDiffusionPipeline
+
             return MelDiffusionPipeline.from_pretrained(path, dtype=self.dtype)
         return super().load(path)
 
@@ -209,14 +72,16 @@ class AudioPipeline(DiffusionModel):
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
     @staticmethod
-    @torch.no_grad()
     def decode_preview(pipe, x0: torch.Tensor):
         """The predicted clean mel spectrogram (frequency up, time right) as a colour image."""
+        import torch
+
         if x0.ndim != 4:
             return None
         vae = getattr(pipe, "vae", None)
         if vae is not None:  # AudioLDM: latents -> mel through the VAE
-            mel = vae.decode(x0 / vae.config.scaling_factor).sample
+            with torch.no_grad():
+                mel = vae.decode(x0 / vae.config.scaling_factor).sample
         else:  # the bundled model: patches -> mel
             mel = pipe.latents_to_mel(x0) if hasattr(pipe, "latents_to_mel") else x0
         return spectrogram_image(mel[0, 0].float().cpu().numpy().T)
@@ -241,6 +106,9 @@ def spectrogram_image(mel: np.ndarray, height: int = 160) -> Image.Image:
 def log_mel(audio: np.ndarray, sample_rate: int, n_mels: int = 64) -> np.ndarray:
     """A log-mel spectrogram (n_mels, frames) of a waveform, for display: torchaudio's MelSpectrogram (HTK scale; zero
     padding at the ends, so a clip shorter than the window still shows)."""
+    import torch
+    import torchaudio
+
     transform = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=1024, hop_length=256, n_mels=n_mels,
                                                      mel_scale="htk", norm=None, pad_mode="constant")
     return torch.log10(transform(torch.from_numpy(np.asarray(audio, np.float32))) + 1e-8).numpy()

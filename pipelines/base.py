@@ -17,6 +17,7 @@ next step: the model runs in a worker thread that asks ``emit(step)`` before goi
 import math
 import os
 import queue
+import sys
 import tempfile
 import threading
 import time
@@ -107,9 +108,8 @@ def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock, cpu: bool = 
         return not cancelled.is_set()
 
     def worker() -> None:
-        if cpu and THREADS_PER_REQUEST > 0:
-            import torch  # here, so that the interface itself does not need torch
-
+        torch = sys.modules.get("torch")  # not imported here: the interface, and llama.cpp, do not need torch
+        if cpu and THREADS_PER_REQUEST > 0 and torch is not None:
             torch.set_num_threads(THREADS_PER_REQUEST)
         try:
             with lock:

@@ -161,7 +161,7 @@ def branch(text, prompt: str, step: int, candidate: int, max_new_tokens: int = 2
         rest = final(text.stream(question, "", max_new_tokens - step, 0.0, 1.0, seed, preview=False, prefix_ids=prefix))
         records += [{**llm_record(s), "step": step + s.index} for s in rest.steps]
         prefix += [s.info["token_id"] for s in rest.steps]
-    return text.tokenizer.decode(prefix, skip_special_tokens=True).strip(), records
+    return text.decode(prefix).strip(), records
 
 
 def switch(image, prompt: str, prompt_after: str, switch_step: int, num_inference_steps: int = 25, seed: int = 0):

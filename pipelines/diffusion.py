@@ -5,15 +5,18 @@ Each denoising iteration becomes a `Step`, whose preview is decoded from the sch
 picture being refined from coarse to fine. Cancelling uses diffusers' own mechanisms:
 `callback_on_step_end` + `pipe._interrupt` where the pipeline supports it, else the legacy
 `callback`, from which we raise `Cancelled`.
+
+torch and diffusers are imported on first use, not with this module, so that the app (and its input
+checks) start without them (pipelines.warm_up imports them in the background).
 """
+
+from __future__ import annotations
 
 import contextlib
 import inspect
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-
-import torch
 
 from .base import LOAD_LOCK, THREADS_PER_REQUEST, Cancelled, Emit, Step, Timer, default_device
 from .registry import ModelSpec, known_words, resolve_path
@@ -27,10 +30,22 @@ class DiffusionModel:
     def __init__(self, spec: ModelSpec, missing: str | None = None, device: str | None = None):
         self.spec = spec
         self.missing = missing  # why the model cannot load (bundled folder absent), or None
-        self.device = device or default_device()
-        self.dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        self._device = device
         self.lock = threading.Lock()  # one request at a time per model (scheduler state is per pipeline)
         self._pipe = None
+
+    @property
+    def device(self) -> str:
+        """cpu / cuda: as given, else cuda when there is a GPU (asking torch, on first use)."""
+        if self._device is None:
+            self._device = default_device()
+        return self._device
+
+    @property
+    def dtype(self):
+        import torch
+
+        return torch.float16 if self.device.startswith("cuda") else torch.float32
 
     @property
     def pipe(self):
@@ -130,6 +145,8 @@ def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | 
     step's own duration (decoding excluded). `on_step_end(pipe, i, callback_kwargs)` may return tensors to
     replace (e.g. {"prompt_embeds": ...}); it needs a pipeline with `callback_on_step_end`.
     """
+    import torch
+
     steps: list[Step] = []
     last = [timer()]
     going = [True]  # what the latest emit said: False once the consumer has stopped
@@ -186,4 +203,6 @@ def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | 
 
 def generator_for(seed: int) -> torch.Generator:
     """A CPU generator: the same seed gives the same noise on every device."""
+    import torch
+
     return torch.Generator(device="cpu").manual_seed(seed)

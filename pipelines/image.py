@@ -1,9 +1,9 @@
 """Text-to-image: any diffusers text-to-image pipeline (the bundled tiny StableDiffusionPipeline,
 SD-Turbo, SDXL-Turbo...) as a stream of denoising steps, each previewed as the predicted clean image."""
 
-from collections.abc import Iterator
+from __future__ import annotations
 
-import torch
+from collections.abc import Iterator
 
 from .base import (MAX_PROMPT_CHARS, ImageOutput, Step, Timer, check_range, check_seed, check_text, created_now,
                    stream_steps)
@@ -72,14 +72,16 @@ class ImagePipeline(DiffusionModel):
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
     @staticmethod
-    @torch.no_grad()
     def prompt_switch(pipe, prompt_after: str, negative_prompt: str, guidance_scale: float, switch_step: int):
         """A `callback_on_step_end` hook that hands the pipeline `prompt_after`'s embeddings after step
         `switch_step - 1`, laid out as the pipeline keeps them (negative first when guiding)."""
+        import torch
+
         if type(pipe).__name__ != "StableDiffusionPipeline":  # SDXL & co. also carry pooled embeddings
             raise ValueError(f"Switching the prompt mid-way needs a StableDiffusionPipeline; this model is {type(pipe).__name__}.")
         guided = guidance_scale > 1
-        positive, negative = pipe.encode_prompt(prompt_after, pipe.device, 1, guided, negative_prompt or None)[:2]
+        with torch.no_grad():
+            positive, negative = pipe.encode_prompt(prompt_after, pipe.device, 1, guided, negative_prompt or None)[:2]
         embeds = torch.cat([negative, positive]) if guided else positive
 
         def swap(p, i, callback_kwargs):
@@ -90,12 +92,14 @@ class ImagePipeline(DiffusionModel):
         return swap
 
     @staticmethod
-    @torch.no_grad()
     def decode_preview(pipe, x0: torch.Tensor):
         """Decode a predicted-clean latent to a PIL image (4-D image latents only; else no preview)."""
+        import torch
+
         if x0.ndim != 4:
             return None  # packed latents (FLUX-style): not decodable without the pipeline's unpacking
         vae = pipe.vae
         latents = x0 / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
-        image = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
+        with torch.no_grad():
+            image = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
         return pipe.image_processor.postprocess(image.float(), output_type="pil")[0]

@@ -1,30 +1,33 @@
-"""The LLM family: a transformers causal LM as a stream of tokens, plus understanding and translation.
+"""The LLM family: a causal LM as a stream of tokens, plus understanding and translation.
 
-Generation is `model.generate()` with two hooks: a logits processor that keeps the next-token
-distribution at each step (top-5 candidates and the chosen token's probability) and a streamer
-that turns each chosen token into a `Step`; a stopping criterion ends the work when the consumer
-leaves. Understanding does not parse free text from a small model: sentiment compares label
-likelihoods (calibrated against a content-free input), keywords are the words the model finds
-most surprising, entities are capitalised spans typed by label likelihood.
+Generation is a loop over one token engine (pipelines/llm_engines.py: llama.cpp for the bundled GGUF
+when llama-cpp-python is installed, transformers otherwise): each step reads the next-token logits,
+keeps the distribution (top-5 candidates and the chosen token's probability), samples with the
+request's seed and emits a `Step`; the loop ends when the consumer leaves. Understanding does not
+parse free text from a small model: sentiment compares label likelihoods (calibrated against a
+content-free input), keywords are the words the model finds most surprising, entities are
+capitalised spans typed by label likelihood.
 """
 
 import importlib.util
 import math
+import os
 import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, StoppingCriteria
-from transformers.generation.streamers import BaseStreamer
+import numpy as np
 
-from .base import LOAD_LOCK, default_device, Step, TextOutput, Timer, check_range, check_seed, check_text, final, stream_steps
+from .base import (LOAD_LOCK, THREADS_PER_REQUEST, default_device, Step, TextOutput, Timer, check_range, check_seed, check_text,
+                   final, stream_steps)
+from .llm_engines import distribution, log_softmax, penalise, sample, top_candidates
 from .registry import ModelSpec, resolve_path
 
 MAX_PROMPT_CHARS = 4000
 MAX_HISTORY_CHARS = 32000  # a chat's earlier turns, all together
 MAX_CONTEXT_TOKENS = 2048  # the prompt the model reads; the oldest turns of a long chat are left out to fit
+MAX_NEW_TOKENS = 2048
 MAX_TEXT_CHARS = 2000  # understanding / translation input
 MAX_ENTITY_SPANS = 24  # entities typed per request: each costs the model a few passes (175 spans took 10 minutes)
 LANGUAGES = ("English", "French", "Spanish", "German", "Italian", "Portuguese", "Chinese")
@@ -41,6 +44,7 @@ her here hers herself him himself his how i if in into is it its itself just me 
 off on once only or other our ours out over own same she should so some such than that the their theirs them then
 there these they this those through to too under until up very was we were what when where which while who whom why
 will with would you your yours also yesterday today tomorrow really very much many new one two get got make made""".split())
+ENGINES = ("auto", "llama.cpp", "transformers")
 
 
 def find_gguf(package: str) -> tuple[str, str] | None:
@@ -53,75 +57,25 @@ def find_gguf(package: str) -> tuple[str, str] | None:
     return (str(folder), files[0].name) if files else None
 
 
-class _Probe(LogitsProcessor):
-    """Keeps the distribution at the current step (before top-p truncation, at the sampling temperature)."""
-
-    def __init__(self, temperature: float):
-        self.temperature = temperature if temperature > 0 else 1.0
-        self.probs: torch.Tensor | None = None
-
-    def __call__(self, input_ids, scores):
-        self.probs = torch.softmax(scores[0].float() / self.temperature, dim=-1)
-        return scores
-
-
-class _Stop(StoppingCriteria):
-    def __init__(self):
-        self.stop = False
-
-    def __call__(self, input_ids, scores, **kwargs):
-        return torch.full((input_ids.shape[0],), self.stop, dtype=torch.bool, device=input_ids.device)
-
-
-class _TokenSteps(BaseStreamer):
-    """Turns each generated token into a Step (text so far, the token, its probability, top-5)."""
-
-    def __init__(self, tokenizer, probe: _Probe, stop: _Stop, emit, total: int, timer: Timer, preview: bool):
-        self.tokenizer, self.probe, self.stop, self.emit = tokenizer, probe, stop, emit
-        self.total, self.timer, self.preview = total, timer, preview
-        self.ids: list[int] = []
-        self.steps: list[Step] = []
-        self.prompt_seen = False
-        self.last = timer()
-
-    def put(self, value):
-        if not self.prompt_seen:  # generate() hands the prompt over first
-            self.prompt_seen = True
-            return
-        token_id = int(value.reshape(-1)[0])
-        self.ids.append(token_id)
-        probs = self.probe.probs
-        top = torch.topk(probs, 5)
-        now = self.timer()
-        info = {
-            "token": self.tokenizer.decode([token_id]),
-            "token_id": token_id,
-            "probability": round(float(probs[token_id]), 4),
-            "candidates": [{"token": self.tokenizer.decode([int(i)]), "token_id": int(i), "probability": round(float(p), 4)}
-                           for p, i in zip(top.values, top.indices)],
-            "seconds": round(now - self.last, 4),
-        }
-        self.last = now
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True) if self.preview else None
-        step = Step(index=len(self.ids), total=self.total, elapsed=now, preview=text, info=info)
-        self.steps.append(step)
-        if not self.emit(step):
-            self.stop.stop = True
-
-    def end(self):
-        pass
+def has_llama_cpp() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
 
 
 class TextPipeline:
     task = "text"
 
-    def __init__(self, spec: ModelSpec, missing: str | None = None, device: str | None = None):
+    def __init__(self, spec: ModelSpec, missing: str | None = None, device: str | None = None, engine: str | None = None):
+        """`engine`: "llama.cpp" (needs a GGUF file and llama-cpp-python), "transformers", or "auto" (env
+        LLM_ENGINE, default auto: llama.cpp where it can run this model, else transformers)."""
         self.spec = spec
         self.missing = missing
         self.device = device or default_device()
+        self.engine_choice = engine or os.environ.get("LLM_ENGINE", "auto")
+        if self.engine_choice not in ENGINES:
+            raise ValueError(f"Unknown LLM engine {self.engine_choice!r}; valid: {', '.join(ENGINES)}.")
         self.lock = threading.Lock()
-        self._model = self._tokenizer = None
-        self._calibration: dict[str, torch.Tensor] = {}
+        self._engine = None
+        self._calibration: dict[str, np.ndarray] = {}
 
     # -- loading ---------------------------------------------------------------------------------
     def source(self) -> tuple[str, str | None]:
@@ -130,41 +84,56 @@ class TextPipeline:
             return found
         return resolve_path(self.spec.model_id), None
 
+    def engine_name(self) -> str:
+        """Which engine runs (or will run) this model."""
+        if self._engine is not None:
+            return self._engine.name
+        _, gguf_file = self.source()
+        if self.engine_choice == "llama.cpp" or (self.engine_choice == "auto" and gguf_file and has_llama_cpp()):
+            return "llama.cpp"
+        return "transformers"
+
     def load(self) -> None:
-        if self._model is not None:
+        if self._engine is not None:
             return
         with LOAD_LOCK:
-            if self._model is not None:
+            if self._engine is not None:
                 return
             path, gguf_file = self.source()
-            kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-            dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-            tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs).to(self.device).eval()
-            self._tokenizer, self._model = tokenizer, model
+            if self.engine_name() == "llama.cpp":
+                if not gguf_file or not has_llama_cpp():
+                    raise RuntimeError("The llama.cpp engine needs a GGUF model and llama-cpp-python "
+                                       f"(pip install llama-cpp-python); {self.spec.model_id} has "
+                                       f"{'no GGUF file' if not gguf_file else 'one, but the package is missing'}.")
+                from .llm_engines import LlamaCppEngine
+
+                self._engine = LlamaCppEngine(str(Path(path) / gguf_file), n_ctx=MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS,
+                                              threads=max(1, THREADS_PER_REQUEST))
+            else:
+                from .llm_engines import TransformersEngine
+
+                self._engine = TransformersEngine(path, gguf_file, self.device)
 
     @property
-    def model(self):
-        if self._model is None:
+    def engine(self):
+        if self._engine is None:
             self.load()
-        return self._model
+        return self._engine
 
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            self.load()
-        return self._tokenizer
+    def decode(self, ids, special: bool = False) -> str:
+        """The text of token ids (special tokens left out unless `special`)."""
+        return self.engine.decode(ids, special=special)
 
     @property
     def info(self) -> dict:
         path, gguf_file = self.source()
         return {"task": self.task, "model_id": self.spec.model_id, "licence": self.spec.licence,
                 "defaults": dict(self.spec.defaults), "limits": {}, "missing": self.missing,
-                "weights": f"{Path(path).name}/{gguf_file}" if gguf_file else path}
+                "weights": f"{Path(path).name}/{gguf_file}" if gguf_file else path, "engine": self.engine_name()}
 
     # -- prompts ---------------------------------------------------------------------------------
     def chat_ids(self, user: str, system: str | None = None, answer_prefix: str = "",
-                 history: list[dict] | None = None) -> torch.Tensor:
+                 history: list[dict] | None = None) -> list[int]:
         """Token ids of a chat ending where the assistant starts (plus `answer_prefix`): `history`'s earlier turns
         ({"role": "user" | "assistant", "content": text}), then `user`. The oldest turns are left out, a
         user/assistant pair at a time, until the prompt fits MAX_CONTEXT_TOKENS (the system prompt and the
@@ -172,14 +141,13 @@ class TextPipeline:
         turns = list(history or [])
         while True:
             messages = ([{"role": "system", "content": system}] if system else []) + turns + [{"role": "user", "content": user}]
-            if self.tokenizer.chat_template:
-                text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            else:
+            text = self.engine.chat_text(messages)
+            if text is None:  # a model without a chat template
                 text = "".join(f"{m['role'].title()}: {m['content']}\n" if m["role"] != "system" else f"{m['content']}\n\n"
                                for m in messages) + "Assistant:"
-            ids = self.tokenizer(text + answer_prefix, return_tensors="pt", add_special_tokens=False).input_ids
-            if ids.shape[1] <= MAX_CONTEXT_TOKENS or not turns:
-                return ids.to(self.device)
+            ids = self.engine.encode(text + answer_prefix)
+            if len(ids) <= MAX_CONTEXT_TOKENS or not turns:
+                return ids
             turns = turns[2:] if len(turns) > 1 and turns[1]["role"] == "assistant" else turns[1:]
 
     @staticmethod
@@ -204,7 +172,7 @@ class TextPipeline:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
         if system_prompt is not None and len(system_prompt) > MAX_PROMPT_CHARS:
             raise ValueError(f"`system_prompt` is {len(system_prompt)} characters long; the limit is {MAX_PROMPT_CHARS}.")
-        check_range("max_new_tokens", max_new_tokens, 1, 2048, integer=True)
+        check_range("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS, integer=True)
         check_range("temperature", temperature, 0.0, 2.0)
         check_range("top_p", top_p, 0.05, 1.0)
         check_seed(seed)
@@ -214,6 +182,9 @@ class TextPipeline:
                preview: bool = True, answer_prefix: str = "", repetition_penalty: float = 1.0,
                prefix_ids: list[int] | None = None, history: list[dict] | None = None) -> Iterator[Step | TextOutput]:
         """Yield one Step per generated token (preview: the text so far), then a TextOutput.
+
+        Each step's info holds the token, its probability and the top-5 candidates, all read from the
+        distribution at the sampling temperature after the repetition penalty and before top-p truncation.
 
         `history`: a chat's earlier turns, [{"role": "user" | "assistant", "content": text}, ...], answered
         as one conversation (`prompt` is the newest user message); see `chat_ids` for how a long one is cut.
@@ -229,46 +200,41 @@ class TextPipeline:
         history = self.check_history(history)
 
         def work(emit):
-            self.load()  # on first use; not counted in the timings
+            engine = self.engine  # loads on first use; not counted in the timings
             timer = Timer()
-            ids = self.chat_ids(prompt.strip(), (system_prompt or "").strip() or None, answer_prefix, history)
-            if prefix_ids:
-                ids = torch.cat([ids, torch.tensor([prefix_ids], device=ids.device)], dim=1)
-            probe, stop = _Probe(float(temperature)), _Stop()
-            steps = _TokenSteps(self.tokenizer, probe, stop, emit, int(max_new_tokens), timer, preview)
-            torch.manual_seed(int(seed))
-            sampling = {"do_sample": True, "temperature": float(temperature), "top_p": float(top_p), "top_k": 0} \
-                if temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-            with torch.no_grad():
-                self.model.generate(
-                    ids, attention_mask=torch.ones_like(ids), max_new_tokens=int(max_new_tokens),
-                    logits_processor=[probe], stopping_criteria=[stop], streamer=steps,
-                    pad_token_id=self.tokenizer.eos_token_id, repetition_penalty=repetition_penalty, **sampling,
-                )
-            eos = self.model.generation_config.eos_token_id
-            eos = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
-            reason = "cancelled" if stop.stop else "stop" if steps.ids and steps.ids[-1] in eos else "length"
-            text = self.tokenizer.decode(steps.ids, skip_special_tokens=True).strip()
-            return TextOutput(text=text, seconds=timer(), steps=steps.steps, finish_reason=reason)
+            seq = self.chat_ids(prompt.strip(), (system_prompt or "").strip() or None, answer_prefix, history)
+            seq += list(prefix_ids or [])
+            rng = np.random.default_rng(int(seed))
+            new, steps, last, reason = [], [], timer(), "length"
+            for index in range(1, int(max_new_tokens) + 1):
+                probs = distribution(penalise(engine.logits(seq), seq, repetition_penalty), float(temperature))
+                token = sample(probs, float(temperature), float(top_p), rng)
+                seq.append(token)
+                new.append(token)
+                now = timer()
+                info = {"token": engine.piece(token), "token_id": token, "probability": round(float(probs[token]), 4),
+                        "candidates": [{"token": engine.piece(i), "token_id": i, "probability": round(p, 4)}
+                                       for i, p in top_candidates(probs)],
+                        "seconds": round(now - last, 4)}
+                last = now
+                steps.append(Step(index=index, total=int(max_new_tokens), elapsed=now, info=info,
+                                  preview=engine.decode(new) if preview else None))
+                if not emit(steps[-1]):
+                    reason = "cancelled"
+                    break
+                if engine.is_end(token):
+                    reason = "stop"
+                    break
+            return TextOutput(text=engine.decode(new).strip(), seconds=timer(), steps=steps, finish_reason=reason)
 
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
     # -- understanding ---------------------------------------------------------------------------
-    def _continuation_logprob(self, prefix: torch.Tensor, continuations: list[str]) -> torch.Tensor:
-        """log p(continuation | prefix) for each continuation, summed over its tokens, in one batch."""
-        conts = [self.tokenizer(c, add_special_tokens=False, return_tensors="pt").input_ids[0] for c in continuations]
-        width = max(len(c) for c in conts)
-        pad = self.tokenizer.eos_token_id
-        batch = torch.stack([torch.cat([prefix[0], c.to(self.device), torch.full((width - len(c),), pad, device=self.device)])
-                             for c in conts])
-        mask = torch.stack([torch.cat([torch.ones(prefix.shape[1] + len(c)), torch.zeros(width - len(c))]) for c in conts])
-        with torch.no_grad():
-            logits = self.model(batch, attention_mask=mask.to(self.device).long()).logits.float()
-        logprobs = torch.log_softmax(logits[:, prefix.shape[1] - 1:-1], dim=-1)
-        out = []
-        for row, c in enumerate(conts):
-            out.append(logprobs[row, torch.arange(len(c)), c.to(self.device)].sum())
-        return torch.stack(out).cpu()
+    def _continuation_logprob(self, prefix: list[int], continuations: list[str]) -> np.ndarray:
+        """log p(continuation | prefix) for each continuation, summed over its tokens (the prefix is read once:
+        the engine keeps it cached between continuations)."""
+        return np.array([self.engine.logprobs(prefix + self.engine.encode(c), start=len(prefix)).sum()
+                         for c in continuations])
 
     def _classify(self, user: str, labels: tuple[str, ...], content_free: list[str], prefix: str, key: str,
                   free_prefix: str | None = None) -> dict[str, float]:
@@ -280,8 +246,8 @@ class TextPipeline:
         if key not in self._calibration:
             free = [self._continuation_logprob(self.chat_ids(x, answer_prefix=free_prefix or prefix), continuations)
                     for x in content_free]
-            self._calibration[key] = torch.stack(free).mean(0)
-        probs = torch.softmax(scores - self._calibration[key], dim=0)
+            self._calibration[key] = np.mean(free, axis=0)
+        probs = np.exp(log_softmax(scores - self._calibration[key]))
         return {label: round(float(p), 4) for label, p in zip(labels, probs)}
 
     def sentiment(self, text: str) -> dict:
@@ -295,17 +261,15 @@ class TextPipeline:
 
     def keywords(self, text: str, top_k: int = 5) -> list[dict]:
         """The content words the model finds hardest to predict (most informative), with surprisal in bits."""
-        enc = self.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
-        ids = torch.tensor([[self.tokenizer.eos_token_id] + enc.input_ids], device=self.device)
-        with self.lock, torch.no_grad():
-            logprobs = torch.log_softmax(self.model(ids).logits[0, :-1].float(), dim=-1)
-        surprisal = -logprobs[torch.arange(len(enc.input_ids)), ids[0, 1:]].cpu() / math.log(2)
+        with self.lock:
+            ids, offsets = self.engine.token_spans(text)
+            surprisal = -self.engine.logprobs([self.engine.eos_token_id] + ids, start=1) / math.log(2)
         scores: dict[str, float] = {}
         for match in re.finditer(r"[^\W\d_][\w'-]*", text):
             word = match.group(0)
             if word.lower() in STOPWORDS or len(word) < 3:
                 continue
-            bits = sum(float(s) for s, (a, b) in zip(surprisal, enc.offset_mapping) if a < match.end() and b > match.start())
+            bits = sum(float(s) for s, (a, b) in zip(surprisal, offsets) if a < match.end() and b > match.start())
             scores[word.lower()] = max(scores.get(word.lower(), 0.0), bits)
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])[:top_k]
         return [{"keyword": w, "surprisal_bits": round(s, 2)} for w, s in ranked]
@@ -375,7 +339,7 @@ class TextPipeline:
         text = self.check_translate(text, source_language, target_language)
         # A translation is about as long as its source: twice its tokens (+16) bounds it, so a one-line sentence
         # gets a one-line answer rather than max_new_tokens of rambling.
-        max_new_tokens = min(max_new_tokens, 2 * len(self.tokenizer(text, add_special_tokens=False).input_ids) + 16)
+        max_new_tokens = min(max_new_tokens, 2 * len(self.engine.encode(text)) + 16)
         prompt = (f"Translate this {source_language} text into {target_language}. "
                   f"Reply with the {target_language} translation only.\n\n{text}")
         return self.stream(prompt, system_prompt="You are a professional translator.", max_new_tokens=max_new_tokens,

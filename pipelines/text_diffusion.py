@@ -15,10 +15,10 @@ The prompt is left-padded to fill whole blocks of `gen_length`, so the answer is
 whole answer is refined in parallel, not block by block.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterator
 from pathlib import Path
-
-import torch
 
 from .base import MAX_PROMPT_CHARS, Cancelled, Step, TextOutput, Timer, check_range, check_seed, check_text, stream_steps
 from .diffusion import DiffusionModel
@@ -103,6 +103,8 @@ class TextDiffusionPipeline(DiffusionModel):
 
         A chat model gets its chat template; the bundled model (no template) gets the prompt and [SEP].
         """
+        import torch
+
         if getattr(tokenizer, "chat_template", None):
             ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                                 tokenize=True, return_dict=True)["input_ids"]
@@ -152,6 +154,8 @@ class TextDiffusionPipeline(DiffusionModel):
         return Step(index=index, total=total, elapsed=now, preview="".join(pieces).strip(), info=info)
 
     def _run_llada(self, pipe, prompt, gen_length, num_inference_steps, seed, temperature, emit, timer):
+        import torch
+
         tokenizer = pipe.tokenizer
         ids, mask = self.prompt_ids(tokenizer, prompt, gen_length)
         prompt_length = ids.shape[1]
@@ -182,6 +186,8 @@ class TextDiffusionPipeline(DiffusionModel):
     def _run_gemma(self, pipe, prompt, gen_length, num_inference_steps, seed, temperature, emit, timer):
         """DiffusionGemma renoises uncommitted positions with random tokens instead of a mask: the scheduler's
         record of committed positions says what is settled; the rest shows as masked."""
+        import torch
+
         tokenizer = getattr(pipe.processor, "tokenizer", pipe.processor)
         steps: list[Step] = []
         last = [timer()]

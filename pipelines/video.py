@@ -2,12 +2,13 @@
 SD-1.5 checkpoint with AnimateDiff-Lightning) or any diffusers text-to-video pipeline (Wan, LTX),
 as a stream of denoising steps; each preview is a strip of predicted clean frames."""
 
+from __future__ import annotations
+
 import os
 import re
 from collections.abc import Iterator
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .base import (MAX_PROMPT_CHARS, Step, Timer, VideoOutput, check_range, check_seed, check_text, created_now,
@@ -100,14 +101,16 @@ class VideoPipeline(DiffusionModel):
         return frame_prompts(prompt, self.frame_phrases, num_frames)
 
     @staticmethod
-    @torch.no_grad()
     def decode_preview(pipe, x0: torch.Tensor):
         """First, middle and last predicted-clean frames side by side (AnimateDiff's per-frame image VAE only)."""
+        import torch
+
         if x0.ndim != 5 or type(pipe).__name__ != "AnimateDiffPipeline":
             return None  # video VAEs (Wan, LTX) decode whole clips: too costly to run at every step
         frames = x0[0].permute(1, 0, 2, 3)  # (C, F, H, W) -> (F, C, H, W)
         picks = frames[[0, frames.shape[0] // 2, -1]] / pipe.vae.config.scaling_factor
-        images = pipe.vae.decode(picks.to(pipe.vae.dtype)).sample.float()
+        with torch.no_grad():
+            images = pipe.vae.decode(picks.to(pipe.vae.dtype)).sample.float()
         strip = torch.cat(list(images), dim=-1)[None]  # side by side
         return pipe.video_processor.postprocess(strip, output_type="pil")[0] if hasattr(pipe, "video_processor") \
             else Image.fromarray(((strip[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).byte().numpy())

