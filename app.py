@@ -30,7 +30,7 @@ from pipelines.compare import (branch, check_branch, check_compare, check_knobs,
                                cost, knobs, switch)
 from pipelines.recipe import read_recipe
 from pipelines.registry import PRESETS, build_pipelines, unknown_words
-from pipelines.text import LANGUAGES
+from pipelines.text import LANGUAGES, LLM_SLOTS
 from pipelines.text_diffusion import records as text_diffusion_records
 from pipelines.video import write_mp4
 
@@ -112,6 +112,7 @@ def on_gpu(stream):
 def make_backend(pipelines: dict) -> dict:
     """For each tab, the keyword arguments of its `build`: the callables it needs and what to show."""
     image, audio, video, text, text_diffusion = (pipelines[k] for k in ("image", "audio", "video", "text", "text_diffusion"))
+    llm_slots = LLM_SLOTS if text.batched else 1  # replies written at once: llama.cpp batches them
     return {
         "image": {"stream": on_gpu(image.stream), "info": image.info, "read_recipe": read_recipe,
                   "unknown_words": lambda prompt: unknown_words(prompt, image.vocabulary),
@@ -122,13 +123,13 @@ def make_backend(pipelines: dict) -> dict:
         "video": {"stream": on_gpu(video.stream), "info": video.info, "to_mp4": write_mp4, "read_recipe": read_recipe,
                   "unknown_words": lambda prompt: unknown_words(prompt, video.vocabulary),
                   "check": lambda *args: video.check_inputs(*args[:6])},
-        "text": {"stream": on_gpu(text.stream), "info": text.info, "check": text.check_inputs},
+        "text": {"stream": on_gpu(text.stream), "info": text.info, "check": text.check_inputs, "concurrency": llm_slots},
         "text_diffusion": {"stream": on_gpu(text_diffusion.stream), "info": text_diffusion.info,
                            "records": text_diffusion_records,
                            "check": lambda p, n, steps, seed: text_diffusion.check_inputs(p, n, steps, seed, 0.0)},
         "understand": {"understand": gpu(text.understand), "info": text.info, "check": text.check_understand},
         "translate": {"translate": on_gpu(text.translate_stream), "info": text.info, "languages": list(LANGUAGES),
-                      "check": text.check_translate},
+                      "check": text.check_translate, "concurrency": llm_slots},
         "differences": {
             "compare": on_gpu(lambda *args, **kwargs: compare_stream(image, text, *args, text_diffusion=text_diffusion,
                                                                      **kwargs)),

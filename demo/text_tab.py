@@ -39,8 +39,9 @@ def token_record(step: Step) -> dict:
     return {"token": step.info["token"], "probability": step.info["probability"], "candidates": candidates_label(step)}
 
 
-def build(stream, info: dict, check=None) -> None:
-    """The Text tab. `stream` is TextPipeline.stream (with `history=` for the chat)."""
+def build(stream, info: dict, check=None, concurrency: int = 1) -> None:
+    """The Text tab. `stream` is TextPipeline.stream (with `history=` for the chat). `concurrency`: replies the model
+    writes at once (llama.cpp batches them); the chat and `/text` share that limit, and `/translate` too."""
     d = info["defaults"]
     gr.Markdown(model_line(info))
     with gr.Row():
@@ -121,7 +122,7 @@ def build(stream, info: dict, check=None) -> None:
     check_chat = (lambda prompt, history, *rest: check(prompt, *rest)) if check else None
     chat_event = gr.on([run.click, prompt.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
         chat_fn, [prompt, chat, *settings], [chat, prompt, progress, candidates, coloured, inspect, tokens],
-        api_name="chat", validator=validator(check_chat, chat_fn))
+        api_name="chat", validator=validator(check_chat, chat_fn), concurrency_limit=concurrency, concurrency_id="llm")
     inspect.release(inspect_fn, [inspect, tokens], candidates, api_name=False, queue=False)
     colour.change(lambda on: gr.HighlightedText(visible=on), colour, coloured, api_name=False, queue=False)
     stop.click(None, cancels=[chat_event])
@@ -132,7 +133,7 @@ def build(stream, info: dict, check=None) -> None:
     # The single-turn API (no chat history): what `/text` has always been. Its trigger is never shown.
     single = gr.Button(visible=False)
     single.click(text_fn, [prompt, *settings], [output, progress, candidates, coloured], api_name="text",
-                 validator=validator(check, text_fn))
+                 validator=validator(check, text_fn), concurrency_limit=concurrency, concurrency_id="llm")
     gr.Examples(EXAMPLES, [prompt, system_prompt])
 
 

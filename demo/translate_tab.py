@@ -12,7 +12,7 @@ EXAMPLES = [
 ]
 
 
-def build(translate, info: dict, languages: list[str], check=None) -> None:
+def build(translate, info: dict, languages: list[str], check=None, concurrency: int = 1) -> None:
     """The Translate tab. `translate(text, source_language, target_language)` streams Steps then a TextOutput."""
     gr.Markdown(model_line(info))
     with gr.Row():
@@ -38,7 +38,8 @@ def build(translate, info: dict, languages: list[str], check=None) -> None:
                 last = item.steps[-1] if item.steps else None
                 yield item.text, progress_html(last, label="token", done=True, seconds=item.seconds)
 
-    event = run.click(translate_fn, [text, source, target], [output, progress], api_name="translate", validator=validator(check, translate_fn))
+    event = run.click(translate_fn, [text, source, target], [output, progress], api_name="translate", validator=validator(check, translate_fn),
+                      concurrency_limit=concurrency, concurrency_id="llm")
     stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [text, source, target])
 

@@ -17,6 +17,8 @@ Sampling is ours rather than the engine's so that every step has the whole distr
 own `logprobs` path is several times slower than a partial sort of the logits.
 """
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +242,126 @@ class TransformersEngine:
         n, rows = self._forward(ids, keep_last=len(ids) - start + 1)
         lp = log_softmax(rows[start - 1 - n:len(ids) - 1 - n])
         return lp[np.arange(len(ids) - start), np.asarray(ids[start:])]
+
+
+class LlamaCppBatcher:
+    """Continuous batching on llama.cpp: up to `slots` generations decode together, one token each per
+    `llama_decode`, in a context of their own (sharing the engine's weights). A small model's decode costs about
+    the same for one sequence as for eight, since reading the weights dominates: eight concurrent requests
+    come out several times faster than eight in turn, each with its own seed, steps and cancel.
+
+    `generate(ids, on_logits)` blocks until that request ends: `on_logits(logits)` gets the next-token logits
+    after each step and returns the chosen token, or None to stop. Requests join and leave between decodes;
+    a request waits while the key/value cells (`n_ctx`, shared by all sequences) cannot hold its prompt plus
+    `reserve` new tokens.
+
+    Each decode uses `threads_per_request` CPU threads per request in it, up to `max_threads` (all cores): one
+    request alone runs as it would unbatched; several share the cores.
+
+    Batching changes the arithmetic slightly (the other sequences' cells are in the attention's sums), so a seed
+    gives the same reply on its own every time, and one that may differ in late tokens when run beside others:
+    the batch invariance that vLLM and TGI do not promise either.
+    """
+
+    def __init__(self, engine: "LlamaCppEngine", slots: int, n_ctx: int, threads_per_request: int = 1,
+                 max_threads: int | None = None, n_batch: int = 256):
+        import llama_cpp
+        from llama_cpp import _internals
+
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_batch
+        params.n_seq_max, params.kv_unified = slots, True
+        self.threads_per_request, self.max_threads = threads_per_request, max_threads or os.cpu_count() or 1
+        self.threads = params.n_threads = params.n_threads_batch = threads_per_request
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as the engine's context (Llama's default)
+        self.ctx = _internals.LlamaContext(model=engine.llm._model, params=params, verbose=False)
+        self.batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
+        self.n_vocab, self.n_ctx, self.n_batch, self.slots = engine.n_vocab, n_ctx, n_batch, slots
+        self.free = list(range(slots))  # sequence ids not in use
+        self.waiting: list[dict] = []
+        self.active: list[dict] = []
+        self.cv = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    def generate(self, ids: list[int], reserve: int, on_logits) -> None:
+        if len(ids) + reserve > self.n_ctx:
+            raise ValueError(f"the prompt and max_new_tokens need {len(ids) + reserve} positions; the limit is {self.n_ctx}")
+        request = {"pending": list(ids), "pos": 0, "need": len(ids) + reserve, "on_logits": on_logits,
+                   "done": threading.Event(), "error": None}
+        with self.cv:
+            self.waiting.append(request)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, daemon=True, name="llama-batcher")
+                self.thread.start()
+            self.cv.notify()
+        request["done"].wait()
+        if request["error"] is not None:
+            raise request["error"]
+
+    def _admit(self) -> None:
+        """Move waiting requests into free sequences while the cells reserved by all fit in n_ctx."""
+        used = sum(r["need"] for r in self.active)
+        while self.waiting and self.free and used + self.waiting[0]["need"] <= self.n_ctx:
+            request = self.waiting.pop(0)
+            request["seq"] = self.free.pop()
+            self.ctx.kv_cache_seq_rm(request["seq"], -1, -1)
+            self.active.append(request)
+            used += request["need"]
+
+    def _finish(self, request: dict, error: BaseException | None = None) -> None:
+        self.active.remove(request)
+        self.ctx.kv_cache_seq_rm(request["seq"], -1, -1)
+        self.free.append(request["seq"])
+        request["error"] = error
+        request["done"].set()
+
+    def _loop(self) -> None:
+        from llama_cpp import llama_decode, llama_get_logits_ith
+
+        while True:
+            with self.cv:
+                self._admit()
+                while not self.active:
+                    if not self.cv.wait(timeout=30) and not self.waiting:
+                        self.thread = None
+                        return  # idle: the next request starts a new loop
+                    self._admit()
+            # One batch: each active request's pending tokens (a prompt, in n_batch pieces; else the last token).
+            b, n, readers = self.batch.batch, 0, []
+            for request in list(self.active):
+                take = request["pending"][: self.n_batch - n]
+                if not take:
+                    continue
+                for j, token in enumerate(take):
+                    b.token[n], b.pos[n], b.n_seq_id[n] = token, request["pos"] + j, 1
+                    b.seq_id[n][0] = request["seq"]
+                    b.logits[n] = j == len(take) - 1 and len(take) == len(request["pending"])
+                    n += 1
+                request["pos"] += len(take)
+                request["pending"] = request["pending"][len(take):]
+                if not request["pending"]:
+                    readers.append((request, n - 1))
+                if n == self.n_batch:
+                    break
+            b.n_tokens = n
+            threads = min(self.max_threads, self.threads_per_request * len(self.active))
+            if threads != self.threads:
+                self.ctx.set_n_threads(threads, threads)
+                self.threads = threads
+            code = llama_decode(self.ctx.ctx, b)
+            with self.cv:
+                if code != 0:
+                    for request in list(self.active):
+                        self._finish(request, RuntimeError(f"llama_decode returned {code}"))
+                    continue
+                for request, row in readers:
+                    logits = np.ctypeslib.as_array(llama_get_logits_ith(self.ctx.ctx, row), shape=(self.n_vocab,)).copy()
+                    try:
+                        token = request["on_logits"](logits)
+                    except BaseException as exc:  # noqa: BLE001  (handed to the request's own thread)
+                        self._finish(request, exc)
+                        continue
+                    if token is None:
+                        self._finish(request)
+                    else:
+                        request["pending"] = [token]

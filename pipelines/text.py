@@ -45,6 +45,10 @@ off on once only or other our ours out over own same she should so some such tha
 there these they this those through to too under until up very was we were what when where which while who whom why
 will with would you your yours also yesterday today tomorrow really very much many new one two get got make made""".split())
 ENGINES = ("auto", "llama.cpp", "transformers")
+# Generations decoded together on llama.cpp (env LLM_SLOTS; 1: one at a time, as on transformers), and the key/value
+# cells they share: room for two of the longest requests (MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS) or many short ones.
+LLM_SLOTS = int(os.environ.get("LLM_SLOTS", "8"))
+BATCH_CONTEXT_TOKENS = 2 * (MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS)
 
 
 def find_gguf(package: str) -> tuple[str, str] | None:
@@ -69,15 +73,24 @@ class TextPipeline:
         LLM_ENGINE, default auto: llama.cpp where it can run this model, else transformers)."""
         self.spec = spec
         self.missing = missing
-        self.device = device or default_device()
+        self._device = device
         self.engine_choice = engine or os.environ.get("LLM_ENGINE", "auto")
         if self.engine_choice not in ENGINES:
             raise ValueError(f"Unknown LLM engine {self.engine_choice!r}; valid: {', '.join(ENGINES)}.")
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the engine's own context: understanding, and generation when not batched
+        self.slots = threading.BoundedSemaphore(LLM_SLOTS)  # generations at once on the batcher
+        self.batcher = None  # llama.cpp's continuous batching (LLM_SLOTS > 1), made by load()
         self._engine = None
         self._calibration: dict[str, np.ndarray] = {}
 
     # -- loading ---------------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """cpu / cuda: as given, else cuda when there is a GPU (asking torch on first use; llama.cpp runs on the CPU)."""
+        if self._device is None:
+            self._device = "cpu" if self.engine_name() == "llama.cpp" else default_device()
+        return self._device
+
     def source(self) -> tuple[str, str | None]:
         """(model folder or Hub id, gguf file name or None): the wheel's GGUF when installed."""
         if self.spec.gguf_wheel and (found := find_gguf(self.spec.gguf_wheel)):
@@ -105,10 +118,14 @@ class TextPipeline:
                     raise RuntimeError("The llama.cpp engine needs a GGUF model and llama-cpp-python "
                                        f"(pip install llama-cpp-python); {self.spec.model_id} has "
                                        f"{'no GGUF file' if not gguf_file else 'one, but the package is missing'}.")
-                from .llm_engines import LlamaCppEngine
+                from .llm_engines import LlamaCppBatcher, LlamaCppEngine
 
-                self._engine = LlamaCppEngine(str(Path(path) / gguf_file), n_ctx=MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS,
-                                              threads=max(1, THREADS_PER_REQUEST))
+                engine = LlamaCppEngine(str(Path(path) / gguf_file), n_ctx=MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS,
+                                        threads=max(1, THREADS_PER_REQUEST))
+                if self.batched:
+                    self.batcher = LlamaCppBatcher(engine, LLM_SLOTS, n_ctx=BATCH_CONTEXT_TOKENS,
+                                                   threads_per_request=max(1, THREADS_PER_REQUEST))
+                self._engine = engine
             else:
                 from .llm_engines import TransformersEngine
 
@@ -119,6 +136,11 @@ class TextPipeline:
         if self._engine is None:
             self.load()
         return self._engine
+
+    @property
+    def batched(self) -> bool:
+        """Whether generations run together (llama.cpp's continuous batching), rather than one at a time."""
+        return LLM_SLOTS > 1 and self.engine_name() == "llama.cpp"
 
     def decode(self, ids, special: bool = False) -> str:
         """The text of token ids (special tokens left out unless `special`)."""
@@ -205,9 +227,11 @@ class TextPipeline:
             seq = self.chat_ids(prompt.strip(), (system_prompt or "").strip() or None, answer_prefix, history)
             seq += list(prefix_ids or [])
             rng = np.random.default_rng(int(seed))
-            new, steps, last, reason = [], [], timer(), "length"
-            for index in range(1, int(max_new_tokens) + 1):
-                probs = distribution(penalise(engine.logits(seq), seq, repetition_penalty), float(temperature))
+            new, steps, last, reason = [], [], [timer()], ["length"]
+
+            def on_logits(logits):
+                """One step: the distribution, the draw, the Step; the token, or None when the reply is over."""
+                probs = distribution(penalise(logits, seq, repetition_penalty), float(temperature))
                 token = sample(probs, float(temperature), float(top_p), rng)
                 seq.append(token)
                 new.append(token)
@@ -215,19 +239,27 @@ class TextPipeline:
                 info = {"token": engine.piece(token), "token_id": token, "probability": round(float(probs[token]), 4),
                         "candidates": [{"token": engine.piece(i), "token_id": i, "probability": round(p, 4)}
                                        for i, p in top_candidates(probs)],
-                        "seconds": round(now - last, 4)}
-                last = now
-                steps.append(Step(index=index, total=int(max_new_tokens), elapsed=now, info=info,
+                        "seconds": round(now - last[0], 4)}
+                last[0] = now
+                steps.append(Step(index=len(new), total=int(max_new_tokens), elapsed=now, info=info,
                                   preview=engine.decode(new) if preview else None))
                 if not emit(steps[-1]):
-                    reason = "cancelled"
-                    break
-                if engine.is_end(token):
-                    reason = "stop"
-                    break
-            return TextOutput(text=engine.decode(new).strip(), seconds=timer(), steps=steps, finish_reason=reason)
+                    reason[0] = "cancelled"
+                elif engine.is_end(token):
+                    reason[0] = "stop"
+                elif len(new) < int(max_new_tokens):
+                    return token
+                return None
 
-        return stream_steps(work, self.lock, cpu=self.device == "cpu")
+            if self.batcher is not None:  # decoded together with the other requests in flight
+                self.batcher.generate(seq, int(max_new_tokens), on_logits)
+            else:
+                while on_logits(engine.logits(seq)) is not None:
+                    pass
+            return TextOutput(text=engine.decode(new).strip(), seconds=timer(), steps=steps, finish_reason=reason[0])
+
+        # Batched generations share the model (each in its own sequence); otherwise one at a time.
+        return stream_steps(work, self.slots if self.batched else self.lock, cpu=self.device == "cpu")
 
     # -- understanding ---------------------------------------------------------------------------
     def _continuation_logprob(self, prefix: list[int], continuations: list[str]) -> np.ndarray:

@@ -83,3 +83,43 @@ def test_llama_cpp_and_transformers_read_the_same_model():
     for step in a.steps:  # every llama.cpp step has its distribution, like the transformers path
         probs = [c["probability"] for c in step.info["candidates"]]
         assert len(probs) == 5 and probs == sorted(probs, reverse=True) and probs[0] == step.info["probability"]
+
+
+@bundled_gguf
+@llama_cpp
+def test_llama_cpp_batches_concurrent_replies_each_with_its_own_settings_and_cancel():
+    import threading
+
+    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
+    llm.load()
+    assert llm.batched and llm.batcher is not None
+    alone = final(llm.stream("Name a fruit.", max_new_tokens=12, temperature=0.0))
+    batcher, llm.batcher = llm.batcher, None  # the same request on the engine's own context, unbatched
+    unbatched = final(llm.stream("Name a fruit.", max_new_tokens=12, temperature=0.0))
+    llm.batcher = batcher
+    assert [s.info for s in alone.steps] == [{**s.info, "seconds": a.info["seconds"]} for s, a in
+                                             zip(unbatched.steps, alone.steps)]  # alone, batching changes nothing
+
+    results, lengths = {}, {0: 5, 1: 9, 2: 14, 3: 20}
+
+    def run(i):
+        stream = llm.stream(f"Write a long story number {i}.", max_new_tokens=lengths[i], temperature=0.8, seed=i)
+        if i == 3:  # this client leaves after 4 tokens; the others go on
+            for k, _ in enumerate(stream, 1):
+                if k == 4:
+                    break
+            stream.close()
+            results[i] = k
+        else:
+            results[i] = final(stream)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in lengths]
+    [t.start() for t in threads]
+    [t.join(timeout=120) for t in threads]
+    assert results[3] == 4
+    for i in (0, 1, 2):
+        out = results[i]
+        assert [s.index for s in out.steps] == list(range(1, len(out.steps) + 1)) and len(out.steps) <= lengths[i]
+        assert out.finish_reason in ("stop", "length") and out.text
+    assert not batcher.active and sorted(batcher.free) == list(range(batcher.slots))  # every sequence given back
+    assert final(llm.stream("Name a fruit.", max_new_tokens=12, temperature=0.0)).text == alone.text  # still serving
