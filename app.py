@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
         return fn
 
 from pipelines.audio import render_clip
+from pipelines.base import LOAD_LOCK
 from pipelines.compare import (branch, check_branch, check_compare, check_knobs, check_switch, check_switch_row, compare_stream,
                                cost, knobs, switch)
 from pipelines.recipe import read_recipe
@@ -165,10 +166,13 @@ def warm_up(pipelines: dict) -> None:
             text.load()
         except Exception as exc:  # noqa: BLE001  (its tab says so on first use)
             print(f"warm-up: the LLM did not load ({type(exc).__name__}: {exc}); the Text tab will say why")
-    import diffusers  # noqa: F401
-    import torch  # noqa: F401
+    # Under the lock every model load holds: a request's own import of diffusers at the same moment could otherwise
+    # meet this one half done, crossing module locks ("cannot import name 'DiffusionPipeline' from 'diffusers'").
+    with LOAD_LOCK:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
 
-    from pipelines import mel_diffusion  # noqa: F401
+        from pipelines import mel_diffusion  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,10 +7,11 @@
    the engine's own call;
 3. our text-diffusion stream vs the raw `LLaDA2Pipeline` call (a 32-token description in 16 steps) on the
    bundled model; its seconds are the bundled text-diffusion inference time;
-4. seconds from `python app.py` to the UI answering HTTP.
+4. the app as users meet it (`bench_server`): seconds to the UI answering, to the first /text reply,
+   8 concurrent /text and /image against 8 in turn, and RSS with every model used.
 
     python bench/bench.py [--repeats 5] [--skip-audio] [--skip-video] [--skip-llm] [--skip-text-diffusion]
-                          [--skip-startup]
+                          [--skip-server]
 """
 
 import argparse
@@ -36,6 +37,26 @@ from pipelines.registry import MODELS, get_spec, missing_message  # noqa: E402
 from pipelines.text import TextPipeline, has_llama_cpp  # noqa: E402
 from pipelines.text_diffusion import TextDiffusionPipeline  # noqa: E402
 from pipelines.video import VideoPipeline  # noqa: E402
+
+
+# Issue #16's measurements on the 2-core dev machine before llama.cpp, lazy imports and batching (bundled preset):
+# what `make bench` compares its own numbers with.
+BEFORE = {"seconds_to_ui": 8.2, "first_text_reply_s": 18.0, "llm_tokens_per_s": 15.5, "text_8_throughput_ratio": 1.00,
+          "peak_rss_mb": 1890}
+
+
+def against_before(results: dict) -> dict:
+    """This run's headline numbers over BEFORE's (for times, BEFORE over this run: above 1 is better)."""
+    server, llm = results.get("server", {}), results.get("llm", {})
+    ratios = {}
+    if "seconds_to_ui" in server:
+        ratios["startup_speedup"] = BEFORE["seconds_to_ui"] / server["seconds_to_ui"]
+        ratios["first_text_reply_speedup"] = BEFORE["first_text_reply_s"] / server["first_text_reply_s"]
+        ratios["text_8_throughput_ratio"] = server["text_8"]["throughput_ratio"] / BEFORE["text_8_throughput_ratio"]
+        ratios["peak_rss_over_before"] = server["memory_mb_end"]["peak_rss"] / BEFORE["peak_rss_mb"]
+    if "tokens_per_s_ours" in llm.get("llama.cpp", {}):
+        ratios["llm_tokens_per_s_over_before"] = llm["llama.cpp"]["tokens_per_s_ours"] / BEFORE["llm_tokens_per_s"]
+    return ratios
 
 
 def interleaved(fns: dict, repeats: int) -> dict:
@@ -180,22 +201,84 @@ def bench_llm(repeats: int, tokens: int = 64) -> dict:
     return results
 
 
-def bench_startup() -> dict:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def start_app(extra_env: dict | None = None) -> tuple[subprocess.Popen, str, float]:
+    """`python app.py` on a free port: (process, url, seconds until the UI answered HTTP)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PRESET": "bundled"})
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PRESET": "bundled", **(extra_env or {})})
+    while time.perf_counter() - t < 300:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                if r.status == 200:
+                    return proc, f"http://127.0.0.1:{port}/", time.perf_counter() - t
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the app did not answer within 300 s")
+
+
+def memory_mb(pid: int) -> dict:
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return {"rss": int(fields["VmRSS"].split()[0]) / 1024, "peak_rss": int(fields["VmHWM"].split()[0]) / 1024}
+
+
+SERVER_REQUESTS = {  # one of each, as a user would send them (the registry's default steps)
+    "/text": dict(prompt="Name three colours.", system_prompt="", max_new_tokens=32, temperature=0.7, top_p=0.9, seed=0),
+    "/image": dict(prompt="a large red circle in the center on a blue background", negative_prompt="",
+                   num_inference_steps=25, guidance_scale=3.0, seed=0, width=64, height=64),
+    "/audio": dict(prompt="a fast drum beat", negative_prompt="", duration_s=2.0, num_inference_steps=25,
+                   guidance_scale=3.0, seed=0),
+    "/video": dict(prompt="a small red circle moving right on a blue background", negative_prompt="", num_frames=8,
+                   num_inference_steps=15, guidance_scale=4.0, seed=0),
+    "/understand": dict(text="I loved it, what a wonderful day.", task="sentiment"),
+    "/translate": dict(text="The cat sleeps on the sofa.", source_language="English", target_language="French"),
+    "/text_diffusion": dict(prompt="a small red circle on the left", gen_length=32, num_inference_steps=16, seed=0),
+}
+
+
+def bench_server(concurrent: int = 8) -> dict:
+    """The app as users meet it: seconds to the UI answering; the first /text reply right after (to its first
+    token and in full); `concurrent` /text and /image requests sent at once against the same sent one after
+    another (throughput ratio); the server's RSS and peak RSS once every model has been used."""
+    import threading
+
+    from gradio_client import Client
+
+    proc, url, to_ui = start_app()
     try:
-        while time.perf_counter() - t < 300:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                    if r.status == 200:
-                        return {"seconds_to_ui": time.perf_counter() - t}
-            except OSError:
-                time.sleep(0.2)
-        return {"seconds_to_ui": None}
+        client = Client(url, verbose=False)
+        t = time.perf_counter()
+        job = client.submit(**{**SERVER_REQUESTS["/text"], "max_new_tokens": 16}, api_name="/text")
+        first = next(iter(job))
+        first_token_s = time.perf_counter() - t
+        assert first is not None
+        job.result()
+        results = {"seconds_to_ui": to_ui, "first_text_token_s": first_token_s,
+                   "first_text_reply_s": time.perf_counter() - t}
+        for endpoint, kwargs in SERVER_REQUESTS.items():  # every model loaded and used once
+            client.predict(**kwargs, api_name=endpoint)
+        results["memory_mb_every_model_used"] = memory_mb(proc.pid)
+        for endpoint in ("/text", "/image"):
+            requests = [{**SERVER_REQUESTS[endpoint], "seed": i} for i in range(concurrent)]
+            t = time.perf_counter()
+            for kwargs in requests:
+                client.predict(**kwargs, api_name=endpoint)
+            sequential = time.perf_counter() - t
+            clients = [Client(url, verbose=False) for _ in requests]
+            threads = [threading.Thread(target=c.predict, kwargs={**kw, "api_name": endpoint}) for c, kw in zip(clients, requests)]
+            t = time.perf_counter()
+            [th.start() for th in threads]
+            [th.join() for th in threads]
+            together = time.perf_counter() - t
+            results[f"{endpoint[1:]}_{concurrent}"] = {"sequential_s": sequential, "concurrent_s": together,
+                                                       "throughput_ratio": sequential / together}
+        results["memory_mb_end"] = memory_mb(proc.pid)
+        return results
     finally:
         proc.terminate()
         proc.wait()
@@ -208,7 +291,7 @@ def main():
     p.add_argument("--skip-video", action="store_true")
     p.add_argument("--skip-llm", action="store_true")
     p.add_argument("--skip-text-diffusion", action="store_true")
-    p.add_argument("--skip-startup", action="store_true")
+    p.add_argument("--skip-server", action="store_true")
     args = p.parse_args()
     # The raw calls run on this thread with the threads our request workers use (pipelines.base), so
     # the ratios compare like for like; bench/thread_teams.py shows why that is one thread on a CPU.
@@ -222,8 +305,9 @@ def main():
         results["llm"] = bench_llm(args.repeats)
     if not args.skip_text_diffusion:
         results["text_diffusion"] = bench_text_diffusion(args.repeats)
-    if not args.skip_startup:
-        results["startup"] = bench_startup()
+    if not args.skip_server:
+        results["server"] = bench_server()
+    results["against_before"] = against_before(results)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=1))
