@@ -6,8 +6,8 @@ both: chat prompts, sampling (`sample`: temperature, top-p, repetition penalty, 
 seed), the top-5 candidates of every step, and understanding by label likelihoods.
 
 - `LlamaCppEngine`: a GGUF file run by llama.cpp (`llama-cpp-python`). The bundled SmolLM2 uses it when
-  the package is installed: it makes about 4x the tokens per second of the dequantised float32 model
-  and loads in a fraction of a second (bench/bench.py measures both).
+  the package is installed: it makes 3.4x the tokens per second of the dequantised float32 model
+  and loads in half a second instead of half a minute (bench/bench.py measures both).
 - `TransformersEngine`: any causal LM transformers can load (Hub models, and the bundled GGUF
   dequantised when llama-cpp-python is absent).
 
