@@ -110,12 +110,16 @@ class LlamaCppEngine:
         return self.llm.detokenize(list(ids), special=special).decode("utf-8", errors="replace")
 
     def piece(self, token_id: int, special: bool = False) -> str:
-        return self.llm._model.token_to_piece(int(token_id), special=special).decode("utf-8", errors="replace")
+        return self._piece_bytes(token_id, special).decode("utf-8", errors="replace")
+
+    def _piece_bytes(self, token_id: int, special: bool = False) -> bytes:
+        """One token's bytes (`LlamaModel.token_to_piece` returns its whole 32-byte buffer, NULs and all)."""
+        return self.llm._model.detokenize([int(token_id)], special=special)
 
     def token_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """`text`'s tokens (special markers read as plain text) and each token's (start, end) character offsets."""
         ids = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-        lengths = np.array([len(self.llm._model.token_to_piece(i, special=False)) for i in ids], dtype=np.int64)
+        lengths = np.array([len(self._piece_bytes(i)) for i in ids], dtype=np.int64)
         ends = np.cumsum(lengths)
         char_at = np.cumsum([0] + [len(c.encode("utf-8")) for c in text])  # the byte where each character starts
 

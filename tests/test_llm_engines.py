@@ -78,6 +78,8 @@ def test_llama_cpp_and_transformers_read_the_same_model():
     first_a, first_b = a.steps[0].info, b.steps[0].info
     assert first_a["token_id"] == first_b["token_id"]
     assert [c["token_id"] for c in first_a["candidates"][:3]] == [c["token_id"] for c in first_b["candidates"][:3]]
+    assert [c["token"] for c in first_a["candidates"]] == [slow.engine.piece(c["token_id"]) for c in first_a["candidates"]]
+    assert fast.engine.token_spans("Hello, Zoë!") == slow.engine.token_spans("Hello, Zoë!")  # keywords' offsets
     assert abs(first_a["probability"] - first_b["probability"]) < 0.05
     assert a.text.split()[:2] == b.text.split()[:2]
     for step in a.steps:  # every llama.cpp step has its distribution, like the transformers path
