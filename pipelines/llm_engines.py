@@ -109,7 +109,8 @@ class LlamaCppEngine:
         """The text of `ids`; special tokens (<|im_end|>...) left out unless `special`."""
         return self.llm.detokenize(list(ids), special=special).decode("utf-8", errors="replace")
 
-    def piece(self, token_id: int, special: bool = False) -> str:
+    def piece(self, token_id: int, special: bool = True) -> str:
+        """One token's text, a special one as its name ("<|im_end|>": the model would stop), as transformers shows it."""
         return self._piece_bytes(token_id, special).decode("utf-8", errors="replace")
 
     def _piece_bytes(self, token_id: int, special: bool = False) -> bytes:
