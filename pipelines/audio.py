@@ -8,6 +8,7 @@ used, so the app starts without them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 import io
 import json
 from collections.abc import Iterator
@@ -16,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 from PIL import Image
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use
+    import torch
 
 from .base import (MAX_PROMPT_CHARS, AudioOutput, Step, Timer, check_range, check_seed, check_text, created_now,
                    stream_steps)

@@ -12,11 +12,15 @@ checks) start without them (pipelines.warm_up imports them in the background).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 import contextlib
 import inspect
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use
+    import torch
 
 from .base import LOAD_LOCK, THREADS_PER_REQUEST, Cancelled, Emit, Step, Timer, default_device
 from .registry import ModelSpec, known_words, resolve_path

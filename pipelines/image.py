@@ -3,7 +3,11 @@ SD-Turbo, SDXL-Turbo...) as a stream of denoising steps, each previewed as the p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from collections.abc import Iterator
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use
+    import torch
 
 from .base import (MAX_PROMPT_CHARS, ImageOutput, Step, Timer, check_range, check_seed, check_text, created_now,
                    stream_steps)

@@ -17,8 +17,12 @@ whole answer is refined in parallel, not block by block.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from collections.abc import Iterator
 from pathlib import Path
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use
+    import torch
 
 from .base import MAX_PROMPT_CHARS, Cancelled, Step, TextOutput, Timer, check_range, check_seed, check_text, stream_steps
 from .diffusion import DiffusionModel

@@ -4,12 +4,16 @@ as a stream of denoising steps; each preview is a strip of predicted clean frame
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 import os
 import re
 from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use
+    import torch
 
 from .base import (MAX_PROMPT_CHARS, Step, Timer, VideoOutput, check_range, check_seed, check_text, created_now,
                    output_path, stream_steps)
