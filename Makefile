@@ -6,6 +6,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q
 PORT ?= 7860
 PRESET ?= bundled
 LLAMA_CPP := llama-cpp-python==0.3.36
+LLAMA_CPP_SERVER := llama-cpp-python[server]==0.3.36
 
 .PHONY: run test install install-test bench train-image train-audio train-video train-text-diffusion clean
 
@@ -27,6 +28,8 @@ run: install
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	$(PIP) -r requirements-test.txt
+	@# llama.cpp's OpenAI-compatible server: tests/test_remote.py serves the bundled GGUF with it (the wheel built above)
+	$(PIP) "$(LLAMA_CPP_SERVER)" || echo "could not install $(LLAMA_CPP_SERVER): the remote-LLM tests will be skipped"
 	@# Debian packages: chromium (browser tests), espeak-ng (spoken-word references of the audio tests). Without
 	@# root or apt (a laptop), the tests that need them are skipped, each saying why.
 	(command -v chromium >/dev/null && command -v espeak-ng >/dev/null) || \

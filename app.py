@@ -3,6 +3,8 @@
     python app.py [--preset bundled|small|large] [--port 7860] [--host 127.0.0.1] [--share] [--auth USER:PASS]
                   [--image-model ID] [--audio-model ID] [--video-model ID] [--video-adapter ID] [--text-model ID]
                   [--text-diffusion-model ID] [--mcp] [--max-queue 32]
+                  [--text-backend URL [--text-backend-model NAME]] [--image-backend URL] [--audio-backend URL]
+                  [--video-backend URL]
 
 Every flag has an environment variable (PRESET, PORT, HOST, SHARE, AUTH, IMAGE_MODEL, ...), which is
 how a Hugging Face Space or the Docker image sets them. This is the only module where the UI
@@ -31,11 +33,16 @@ from pipelines.compare import (branch, check_branch, check_compare, check_knobs,
                                cost, knobs, switch)
 from pipelines.recipe import read_recipe
 from pipelines.registry import PRESETS, build_pipelines, unknown_words
+from pipelines.remote import REMOTE_SLOTS, RemoteDiffusionPipeline
 from pipelines.text import LANGUAGES, LLM_SLOTS
 from pipelines.text_diffusion import records as text_diffusion_records
 from pipelines.video import write_mp4
 
 OVERRIDES = ("image_model", "audio_model", "video_model", "video_adapter", "text_model", "text_diffusion_model")
+# Models served elsewhere (pipelines/remote.py; README "Scaling out"): an OpenAI-compatible LLM server, and other
+# instances of this app for the diffusion tabs. The LLM server's API key comes from the environment only
+# (TEXT_BACKEND_API_KEY), a private Space's token from HF_TOKEN.
+BACKENDS = ("text_backend", "text_backend_model", "image_backend", "audio_backend", "video_backend")
 
 
 @dataclass
@@ -49,6 +56,7 @@ class Settings:
     overrides: dict | None = None  # {"image_model": "hub/id", ...}
     mcp: bool = False  # also serve every endpoint as an MCP tool at /gradio_api/mcp/ (gradio[mcp])
     max_queue: int = 32  # requests waiting at once, all endpoints together; more are refused at once ("queue is full")
+    backends: dict | None = None  # {"text_backend": URL, "image_backend": URL, ...}: models served elsewhere
 
 
 def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Settings:
@@ -68,14 +76,26 @@ def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Se
     for name in OVERRIDES:
         p.add_argument("--" + name.replace("_", "-"), default=env.get(name.upper()),
                        help=f"override the preset's model (env {name.upper()})")
+    helps = {"text_backend": "an OpenAI-compatible server (vLLM, TGI, llama.cpp, Ollama) to run the LLM on",
+             "text_backend_model": "the model name on --text-backend (default: the first it lists)",
+             "image_backend": "another instance of this app (or a Space running it) to run the image model on",
+             "audio_backend": "likewise for the audio model", "video_backend": "likewise for the video model"}
+    for name in BACKENDS:
+        p.add_argument("--" + name.replace("_", "-"), default=env.get(name.upper()), help=f"{helps[name]} (env {name.upper()})")
     args = p.parse_args(argv)
     if args.auth is not None and (":" not in args.auth or not all(args.auth.split(":", 1))):
         p.error("--auth must look like USER:PASS")
     overrides = {name: getattr(args, name) for name in OVERRIDES if getattr(args, name)}
     if args.max_queue < 1:
         p.error("--max-queue must be at least 1")
+    backends = {name: getattr(args, name) for name in BACKENDS if getattr(args, name)}
+    for name in ("text_backend", "image_backend", "audio_backend", "video_backend"):
+        url = backends.get(name, "")
+        if url and not url.startswith(("http://", "https://")) and (name == "text_backend" or url.count("/") != 1):
+            p.error(f"--{name.replace('_', '-')} must be a URL (http://host:port)"
+                    + ("" if name == "text_backend" else " or a Space id (user/space)") + f"; got {url!r}")
     return Settings(args.preset, args.port, args.host, args.share, args.auth, args.device, overrides, args.mcp,
-                    args.max_queue)
+                    args.max_queue, backends)
 
 
 class Login:
@@ -113,17 +133,22 @@ def on_gpu(stream):
 def make_backend(pipelines: dict) -> dict:
     """For each tab, the keyword arguments of its `build`: the callables it needs and what to show."""
     image, audio, video, text, text_diffusion = (pipelines[k] for k in ("image", "audio", "video", "text", "text_diffusion"))
-    llm_slots = LLM_SLOTS if text.batched else 1  # replies written at once: llama.cpp batches them
+    llm_slots = LLM_SLOTS if text.batched else 1  # replies written at once: llama.cpp (or a remote server) batches them
+
+    def slots(model) -> int:  # a diffusion model here serves one request at a time; a remote app takes several
+        return REMOTE_SLOTS if isinstance(model, RemoteDiffusionPipeline) else 1
+
     return {
         "image": {"stream": on_gpu(image.stream), "info": image.info, "read_recipe": read_recipe,
                   "unknown_words": lambda prompt: unknown_words(prompt, image.vocabulary),
-                  "check": lambda *args: image.check_inputs(*args[:7])},
+                  "check": lambda *args: image.check_inputs(*args[:7]), "concurrency": slots(image)},
         "audio": {"stream": on_gpu(audio.stream), "info": audio.info, "render": render_clip, "read_recipe": read_recipe,
                   "unknown_words": lambda prompt: unknown_words(prompt, audio.vocabulary),
-                  "check": lambda p, n, duration, steps, guidance, seed, *_: audio.check_inputs(p, n, duration, steps, guidance, seed)},
+                  "check": lambda p, n, duration, steps, guidance, seed, *_: audio.check_inputs(p, n, duration, steps, guidance, seed),
+                  "concurrency": slots(audio)},
         "video": {"stream": on_gpu(video.stream), "info": video.info, "to_mp4": write_mp4, "read_recipe": read_recipe,
                   "unknown_words": lambda prompt: unknown_words(prompt, video.vocabulary),
-                  "check": lambda *args: video.check_inputs(*args[:6])},
+                  "check": lambda *args: video.check_inputs(*args[:6]), "concurrency": slots(video)},
         "text": {"stream": on_gpu(text.stream), "info": text.info, "check": text.check_inputs, "concurrency": llm_slots},
         "text_diffusion": {"stream": on_gpu(text_diffusion.stream), "info": text_diffusion.info,
                            "records": text_diffusion_records,
@@ -147,14 +172,22 @@ def build_app(settings: Settings):
     """(demo, pipelines) for the settings; no model is loaded until its first request."""
     from demo.app_ui import build_demo
 
-    pipelines = build_pipelines(settings.preset, settings.overrides, settings.device)
+    pipelines = build_pipelines(settings.preset, settings.overrides, settings.device, backends_of(settings))
     return build_demo(make_backend(pipelines), settings.preset), pipelines
+
+
+def backends_of(settings: Settings) -> dict:
+    """The settings' remote models as `build_pipelines` takes them."""
+    b = settings.backends or {}
+    return {"text": b.get("text_backend"), "text_model": b.get("text_backend_model"),
+            "text_api_key": os.environ.get("TEXT_BACKEND_API_KEY"),
+            **{task: b.get(f"{task}_backend") for task in ("image", "audio", "video")}}
 
 
 def backend_for_tab(tab: str) -> dict:
     """Keyword arguments for one tab's `build` on the settings from env/CLI (for `python -m demo.<tab>_tab`)."""
     settings = parse_settings([])
-    return make_backend(build_pipelines(settings.preset, settings.overrides, settings.device))[tab]
+    return make_backend(build_pipelines(settings.preset, settings.overrides, settings.device, backends_of(settings)))[tab]
 
 
 def warm_up(pipelines: dict) -> None:

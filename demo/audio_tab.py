@@ -16,10 +16,11 @@ EXAMPLES = [  # all within the bundled model's vocabulary; Hub models understand
 ]
 
 
-def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read_recipe=None, check=None) -> None:
+def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read_recipe=None, check=None, concurrency: int = 1) -> None:
     """The Audio tab. `stream` is AudioPipeline.stream; `render(audio, sample_rate, recipe)` returns
     (wav bytes carrying the recipe, spectrogram image) for a finished clip; `read_recipe(path)`
-    reads the settings back out of a WAV."""
+    reads the settings back out of a WAV.
+    `concurrency`: requests run at once (1 here; several when the model runs on a remote app)."""
     d, limits = info["defaults"], info["limits"]
     lo, hi = limits.get("duration_s", (1.0, 10.0))
     gr.Markdown(model_line(info))
@@ -74,7 +75,8 @@ def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read
 
     inputs = [prompt, negative_prompt, duration, steps, guidance, seed, previews]
     outputs = [audio, progress, spectrogram, gallery]
-    event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(audio_fn, inputs, outputs, api_name="audio", validator=validator(check, audio_fn))
+    event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(audio_fn, inputs, outputs, api_name="audio", validator=validator(check, audio_fn),
+        concurrency_limit=concurrency, concurrency_id="audio")
     stop.click(None, cancels=[event])
     if read_recipe:
         load_settings("audio", read_recipe, {"prompt": prompt, "negative_prompt": negative_prompt, "duration_s": duration,

@@ -14,9 +14,10 @@ EXAMPLES = [
 ]
 
 
-def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None, check=None) -> None:
+def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None, check=None, concurrency: int = 1) -> None:
     """The Image tab's components and events, inside the current Blocks. `stream` is ImagePipeline.stream;
-    `read_recipe(path)` reads the settings back out of a PNG this tab made."""
+    `read_recipe(path)` reads the settings back out of a PNG this tab made.
+    `concurrency`: requests run at once (1 here; several when the model runs on a remote app)."""
     d, limits = info["defaults"], info["limits"]
     w_lo, w_hi, w_step = limits.get("width", (256, 1024, 64))
     gr.Markdown(model_line(info))
@@ -71,7 +72,8 @@ def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None,
     # Run and Enter in the prompt box start the same chain: pick a seed in the browser, then generate.
     event = gr.on([run.click, prompt.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
         image_fn, [prompt, negative_prompt, steps, guidance, seed, width, height, previews], [image, progress, gallery],
-        api_name="image", validator=validator(check, image_fn))
+        api_name="image", validator=validator(check, image_fn),
+        concurrency_limit=concurrency, concurrency_id="image")
     stop.click(None, cancels=[event])
     if read_recipe:
         load_settings("image", read_recipe, {"prompt": prompt, "negative_prompt": negative_prompt, "num_inference_steps": steps,

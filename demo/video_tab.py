@@ -14,9 +14,10 @@ EXAMPLES = [
 ]
 
 
-def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read_recipe=None, check=None) -> None:
+def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read_recipe=None, check=None, concurrency: int = 1) -> None:
     """The Video tab. `stream` is VideoPipeline.stream; `to_mp4(frames, fps, comment=recipe)` writes an MP4 and
-    returns its path; `read_recipe(path)` reads the settings back out of one."""
+    returns its path; `read_recipe(path)` reads the settings back out of one.
+    `concurrency`: requests run at once (1 here; several when the model runs on a remote app)."""
     d, limits = info["defaults"], info["limits"]
     gr.Markdown(model_line(info))
     if info.get("missing"):
@@ -47,7 +48,7 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read
             progress = gr.HTML(progress_html(None), elem_id="video-progress")
             step_preview = gr.Image(label="Step preview: first / middle / last frame", format="png", height=120,
                                     elem_classes="pixelated", interactive=False)
-            frames = gr.Gallery(label="Frames", columns=8, height=140, elem_classes="pixelated", object_fit="contain",
+            frames = gr.Gallery(label="Frames", columns=8, height=140, elem_classes="pixelated", object_fit="contain", format="png",
                                 elem_id="video-frames")
 
     @guarded
@@ -67,7 +68,8 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read
 
     inputs = [prompt, negative_prompt, num_frames, steps, guidance, seed, previews]
     event = run.click(None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
-        video_fn, inputs, [video, progress, step_preview, frames], api_name="video", validator=validator(check, video_fn))
+        video_fn, inputs, [video, progress, step_preview, frames], api_name="video", validator=validator(check, video_fn),
+        concurrency_limit=concurrency, concurrency_id="video")
     stop.click(None, cancels=[event])
     if read_recipe:
         load_settings("video", read_recipe, {"prompt": prompt, "negative_prompt": negative_prompt, "num_frames": num_frames,

@@ -154,14 +154,14 @@ def branch(text, prompt: str, step: int, candidate: int, max_new_tokens: int = 2
                          f"got {step}.")
     kept, at = base.steps[:step - 1], base.steps[step - 1]
     chosen = at.info["candidates"][candidate - 1]
-    prefix = [s.info["token_id"] for s in kept] + [chosen["token_id"]]
+    prefix = [s.info for s in kept] + [chosen]
     forced = {**llm_record(at), "token": chosen["token"], "probability": chosen["probability"], "branched": True}
     records = [llm_record(s) for s in kept] + [forced]
     if step < max_new_tokens:
-        rest = final(text.stream(question, "", max_new_tokens - step, 0.0, 1.0, seed, preview=False, prefix_ids=prefix))
+        rest = final(text.stream(question, "", max_new_tokens - step, 0.0, 1.0, seed, preview=False, prefix=prefix))
         records += [{**llm_record(s), "step": step + s.index} for s in rest.steps]
-        prefix += [s.info["token_id"] for s in rest.steps]
-    return text.decode(prefix).strip(), records
+        prefix += [s.info for s in rest.steps]
+    return text.join_tokens(prefix).strip(), records
 
 
 def switch(image, prompt: str, prompt_after: str, switch_step: int, num_inference_steps: int = 25, seed: int = 0):

@@ -87,12 +87,13 @@ class LlamaCppEngine:
 
     name = "llama.cpp"
 
-    def __init__(self, gguf_path: str, n_ctx: int, threads: int = 1, n_batch: int = 256):
+    def __init__(self, gguf_path: str, n_ctx: int, threads: int = 1, n_batch: int = 256, vocab_only: bool = False):
+        """`vocab_only`: the tokenizer and chat template alone, no weights (a front end whose model runs elsewhere)."""
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.llm = Llama(model_path=gguf_path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
-                         n_threads_batch=threads, logits_all=False, verbose=False)
+                         n_threads_batch=threads, logits_all=False, vocab_only=vocab_only, verbose=False)
         self.n_vocab = self.llm.n_vocab()
         self.weights = Path(gguf_path).name
         template = self.llm.metadata.get("tokenizer.chat_template")
@@ -185,17 +186,25 @@ class TransformersEngine:
 
     name = "transformers"
 
-    def __init__(self, path: str, gguf_file: str | None, device: str):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def __init__(self, path: str, gguf_file: str | None, device: str, vocab_only: bool = False):
+        """`vocab_only`: the tokenizer and chat template alone, no weights (a front end whose model runs elsewhere)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-        dtype = torch.float16 if device.startswith("cuda") else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs).to(device).eval()
+        self.model = None
+        if not vocab_only:
+            import torch
+
+            dtype = torch.float16 if device.startswith("cuda") else torch.float32
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs).to(device).eval()
         self.device = device
         self.weights = f"{Path(path).name}/{gguf_file}" if gguf_file else path
-        eos = self.model.generation_config.eos_token_id
+        try:
+            config = self.model.generation_config if self.model is not None else GenerationConfig.from_pretrained(path, **kwargs)
+        except OSError:  # a model without generation_config.json
+            config = GenerationConfig()
+        eos = config.eos_token_id
         self.ends = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {self.tokenizer.eos_token_id}
         self.eos_token_id = self.tokenizer.eos_token_id
         self.cache, self.cached = None, []

@@ -60,6 +60,11 @@ def wav_info(path_or_file) -> dict:
 
 def read_recipe(path: str) -> dict:
     """The recipe a file made by this app carries (PNG `parameters`, WAV INFO comment, MP4 comment), parsed."""
+    return parse_recipe(recipe_in(path))
+
+
+def recipe_in(path: str) -> str:
+    """The recipe text a PNG, WAV or MP4 carries ("" when it has none)."""
     suffix = str(path).lower().rsplit(".", 1)[-1]
     if suffix == "png":
         from PIL import Image
@@ -87,4 +92,4 @@ def read_recipe(path: str) -> dict:
         text = next((line[len("comment="):] for line in lines if line.startswith("comment=")), "")
     else:
         raise ValueError(f"`file` must be a PNG, WAV or MP4 made by this app; got a .{suffix} file.")
-    return parse_recipe(text)
+    return text

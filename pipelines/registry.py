@@ -171,8 +171,12 @@ def missing_message(task: str, spec: ModelSpec) -> str | None:
             f"(downloads a Hub model) or `--{task}-model HUB_ID`.")
 
 
-def build_pipelines(preset: str = "bundled", overrides: dict | None = None, device: str | None = None) -> dict:
-    """One lazily-loading pipeline object per task, for a preset. Nothing is loaded here."""
+def build_pipelines(preset: str = "bundled", overrides: dict | None = None, device: str | None = None,
+                    backends: dict | None = None) -> dict:
+    """One lazily-loading pipeline object per task, for a preset. Nothing is loaded here.
+
+    `backends`: models served elsewhere (pipelines/remote.py): {"text": OpenAI-compatible server URL, "text_model":
+    its model name, "text_api_key", "image" / "audio" / "video": the URL of another instance of this app}."""
     from .audio import AudioPipeline  # imported here so that `registry` stays cheap to import
     from .image import ImagePipeline
     from .text import TextPipeline
@@ -186,4 +190,14 @@ def build_pipelines(preset: str = "bundled", overrides: dict | None = None, devi
     for task, cls in classes.items():
         spec = get_spec(task, preset, overrides.get(f"{task}_model"), overrides.get("video_adapter") if task == "video" else None)
         pipelines[task] = cls(spec, missing=missing_message(task, spec), device=device)
+    backends = backends or {}
+    if backends.get("text") or any(backends.get(t) for t in ("image", "audio", "video")):
+        from .remote import RemoteDiffusionPipeline, RemoteTextPipeline
+
+        if backends.get("text"):  # the text model's own files give the tokenizer and chat template, not its weights
+            pipelines["text"] = RemoteTextPipeline(pipelines["text"].spec, backends["text"], backends.get("text_model"),
+                                                   backends.get("text_api_key"))
+        for task in ("image", "audio", "video"):
+            if backends.get(task):
+                pipelines[task] = RemoteDiffusionPipeline(pipelines[task], backends[task])
     return pipelines

@@ -146,6 +146,13 @@ class TextPipeline:
         """The text of token ids (special tokens left out unless `special`)."""
         return self.engine.decode(ids, special=special)
 
+    def join_tokens(self, tokens: list[dict]) -> str:
+        """The text of tokens as steps name them ({"token", "token_id"} dicts, as in a Step's info)."""
+        return self.decode([t["token_id"] for t in tokens])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.engine.encode(text))
+
     @property
     def info(self) -> dict:
         path, gguf_file = self.source()
@@ -202,7 +209,7 @@ class TextPipeline:
     def stream(self, prompt: str, system_prompt: str = "", max_new_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int = 0,
                preview: bool = True, answer_prefix: str = "", repetition_penalty: float = 1.0,
-               prefix_ids: list[int] | None = None, history: list[dict] | None = None) -> Iterator[Step | TextOutput]:
+               prefix: list[dict] | None = None, history: list[dict] | None = None) -> Iterator[Step | TextOutput]:
         """Yield one Step per generated token (preview: the text so far), then a TextOutput.
 
         Each step's info holds the token, its probability and the top-5 candidates, all read from the
@@ -211,8 +218,8 @@ class TextPipeline:
         `history`: a chat's earlier turns, [{"role": "user" | "assistant", "content": text}, ...], answered
         as one conversation (`prompt` is the newest user message); see `chat_ids` for how a long one is cut.
 
-        `prefix_ids`: answer tokens taken as already written (a branch of an earlier run); generation goes on
-        after them, and the steps and text hold only the new tokens.
+        `prefix`: answer tokens taken as already written (a branch of an earlier run), as steps name them
+        ({"token", "token_id"} dicts); generation goes on after them, and the steps and text hold only the new tokens.
         """
         d = self.spec.defaults
         max_new_tokens = d.get("max_new_tokens", 128) if max_new_tokens is None else max_new_tokens
@@ -225,7 +232,7 @@ class TextPipeline:
             engine = self.engine  # loads on first use; not counted in the timings
             timer = Timer()
             seq = self.chat_ids(prompt.strip(), (system_prompt or "").strip() or None, answer_prefix, history)
-            seq += list(prefix_ids or [])
+            seq += [t["token_id"] for t in prefix or []]
             rng = np.random.default_rng(int(seed))
             new, steps, last, reason = [], [], [timer()], ["length"]
 
@@ -262,6 +269,10 @@ class TextPipeline:
         return stream_steps(work, self.slots if self.batched else self.lock, cpu=self.device == "cpu")
 
     # -- understanding ---------------------------------------------------------------------------
+    def chat_prompt(self, user: str, answer_prefix: str = ""):
+        """The chat prompt `_continuation_logprob` reads: token ids here, text for a remote server."""
+        return self.chat_ids(user, answer_prefix=answer_prefix)
+
     def _continuation_logprob(self, prefix: list[int], continuations: list[str]) -> np.ndarray:
         """log p(continuation | prefix) for each continuation, summed over its tokens (the prefix is read once:
         the engine keeps it cached between continuations)."""
@@ -274,9 +285,9 @@ class TextPipeline:
         2021, "Calibrate before use"): log p(label | x) - mean log p(label | content-free), softmaxed.
         A small model's raw likelihoods lean hard towards one label; the content-free prior removes that lean."""
         continuations = [" " + label for label in labels]
-        scores = self._continuation_logprob(self.chat_ids(user, answer_prefix=prefix), continuations)
+        scores = self._continuation_logprob(self.chat_prompt(user, answer_prefix=prefix), continuations)
         if key not in self._calibration:
-            free = [self._continuation_logprob(self.chat_ids(x, answer_prefix=free_prefix or prefix), continuations)
+            free = [self._continuation_logprob(self.chat_prompt(x, answer_prefix=free_prefix or prefix), continuations)
                     for x in content_free]
             self._calibration[key] = np.mean(free, axis=0)
         probs = np.exp(log_softmax(scores - self._calibration[key]))
@@ -291,11 +302,16 @@ class TextPipeline:
                                    "sentiment")
         return {"label": max(probs, key=probs.get), "probabilities": probs}
 
-    def keywords(self, text: str, top_k: int = 5) -> list[dict]:
-        """The content words the model finds hardest to predict (most informative), with surprisal in bits."""
+    def _surprisal(self, text: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """Each token's surprisal in bits (-log2 p, reading `text` after an end-of-text token) and its (start, end)
+        character offsets in `text`."""
         with self.lock:
             ids, offsets = self.engine.token_spans(text)
-            surprisal = -self.engine.logprobs([self.engine.eos_token_id] + ids, start=1) / math.log(2)
+            return -self.engine.logprobs([self.engine.eos_token_id] + ids, start=1) / math.log(2), offsets
+
+    def keywords(self, text: str, top_k: int = 5) -> list[dict]:
+        """The content words the model finds hardest to predict (most informative), with surprisal in bits."""
+        surprisal, offsets = self._surprisal(text)
         scores: dict[str, float] = {}
         for match in re.finditer(r"[^\W\d_][\w'-]*", text):
             word = match.group(0)
@@ -371,7 +387,7 @@ class TextPipeline:
         text = self.check_translate(text, source_language, target_language)
         # A translation is about as long as its source: twice its tokens (+16) bounds it, so a one-line sentence
         # gets a one-line answer rather than max_new_tokens of rambling.
-        max_new_tokens = min(max_new_tokens, 2 * len(self.engine.encode(text)) + 16)
+        max_new_tokens = min(max_new_tokens, 2 * self.count_tokens(text) + 16)
         prompt = (f"Translate this {source_language} text into {target_language}. "
                   f"Reply with the {target_language} translation only.\n\n{text}")
         return self.stream(prompt, system_prompt="You are a professional translator.", max_new_tokens=max_new_tokens,
