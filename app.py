@@ -153,7 +153,7 @@ def make_backend(pipelines: dict) -> dict:
         "text_diffusion": {"stream": on_gpu(text_diffusion.stream), "info": text_diffusion.info,
                            "records": text_diffusion_records,
                            "check": lambda p, n, steps, seed: text_diffusion.check_inputs(p, n, steps, seed, 0.0)},
-        "understand": {"understand": gpu(text.understand), "info": text.info, "check": text.check_understand},
+        "understand": {"understand": on_gpu(text.understand_stream), "info": text.info, "check": text.check_understand},
         "translate": {"translate": on_gpu(text.translate_stream), "info": text.info, "languages": list(LANGUAGES),
                       "check": text.check_translate, "concurrency": llm_slots},
         "differences": {

@@ -5,7 +5,8 @@ import re
 
 import gradio as gr
 
-from demo.ui import Radio, Textbox, guarded, model_line, validator
+from demo.ui import Radio, Textbox, guarded, model_line, progress_html, validator
+from pipelines.base import Step
 
 TASKS = ["sentiment", "entities", "keywords", "summary"]
 EXAMPLES = [
@@ -33,28 +34,39 @@ def marked(text: str, result: dict) -> dict | None:
 
 
 def build(understand, info: dict, check=None) -> None:
-    """The Understand tab. `understand(text, task)` returns a JSON-able dict."""
+    """The Understand tab. `understand(text, task)` yields a Step as each part is done (an entity typed, a summary
+    token), then the result, a JSON-able dict."""
     gr.Markdown(model_line(info) + ". Sentiment and entity types come from label likelihoods, calibrated against a "
                 "content-free input; keywords are the words the model finds most surprising.")
     with gr.Row():
         with gr.Column():
             text = Textbox(field="text", label="Text", lines=6)
             task = Radio(TASKS, value="sentiment", label="Task", field="task")
-            run = gr.Button("Analyse", variant="primary")
+            with gr.Row():
+                run = gr.Button("Analyse", variant="primary")
+                stop = gr.Button("Stop")
         with gr.Column():
             spans = gr.HighlightedText(label="Entities / keywords in the text", combine_adjacent=False, show_legend=True,
                                        elem_id="understand-marked")
             label = gr.Label(label="Sentiment probabilities", num_top_classes=3)
             result = gr.JSON(label="Result (JSON)")
+            progress = gr.HTML(progress_html(None))
 
     @guarded
     def understand_fn(text, task):
-        """Run one understanding task; returns (JSON result, sentiment probabilities if any, marked spans if any)."""
-        out = understand(text, task)
-        return out, out.get("probabilities"), marked(text, out)
+        """Run one understanding task; yields its progress, then (JSON result, sentiment probabilities if any, marked
+        spans if any, progress)."""
+        for item in understand(text, task):
+            if isinstance(item, Step):
+                yield gr.skip(), gr.skip(), gr.skip(), progress_html(item, label="part")
+            else:
+                done = f"<div class='step-progress'>done in {item['seconds']:.2f} s</div>"
+                yield item, item.get("probabilities"), marked(text, item), done
 
     # /understand's first output is still the JSON result; the marked spans come third.
-    run.click(understand_fn, [text, task], [result, label, spans], api_name="understand", validator=validator(check, understand_fn))
+    event = run.click(understand_fn, [text, task], [result, label, spans, progress], api_name="understand",
+                      validator=validator(check, understand_fn))
+    stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [text, task])
 
 

@@ -253,10 +253,13 @@ class RemoteTextPipeline(TextPipeline):
             totals.append(sum(self._token_logprob(prefix + ids[:k], t, cache) for k, t in enumerate(ids)))
         return np.array(totals)
 
-    def _surprisal(self, text: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    def _surprisal(self, text: str, progress=None) -> tuple[np.ndarray, list[tuple[int, int]]]:
         ids, offsets = self.engine.token_spans(text)
-        seq, cache = [self.engine.eos_token_id] + ids, {}
-        bits = [-self._token_logprob(seq[:k + 1], t, cache) / math.log(2) for k, t in enumerate(ids)]
+        seq, cache, bits = [self.engine.eos_token_id] + ids, {}, []
+        for k, t in enumerate(ids):  # a request per token: `progress` after each, so a stopped request stops here
+            bits.append(-self._token_logprob(seq[:k + 1], t, cache) / math.log(2))
+            if progress:
+                progress(k + 1, len(ids), self.engine.piece(t))
         return np.array(bits), offsets
 
 

@@ -9,6 +9,7 @@ content-free input), keywords are the words the model finds most surprising, ent
 capitalised spans typed by label likelihood.
 """
 
+import contextlib
 import importlib.util
 import math
 import os
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import (LOAD_LOCK, THREADS_PER_REQUEST, default_device, Step, TextOutput, Timer, check_range, check_seed, check_text,
-                   final, stream_steps)
+from .base import (LOAD_LOCK, THREADS_PER_REQUEST, Cancelled, default_device, Step, TextOutput, Timer, check_range, check_seed,
+                   check_text, stream_steps)
 from .llm_engines import distribution, log_softmax, penalise, sample, top_candidates
 from .registry import ModelSpec, resolve_path
 
@@ -302,16 +303,16 @@ class TextPipeline:
                                    "sentiment")
         return {"label": max(probs, key=probs.get), "probabilities": probs}
 
-    def _surprisal(self, text: str) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    def _surprisal(self, text: str, progress=None) -> tuple[np.ndarray, list[tuple[int, int]]]:
         """Each token's surprisal in bits (-log2 p, reading `text` after an end-of-text token) and its (start, end)
-        character offsets in `text`."""
+        character offsets in `text` (one pass here: `progress` is for engines that read a token at a time)."""
         with self.lock:
             ids, offsets = self.engine.token_spans(text)
             return -self.engine.logprobs([self.engine.eos_token_id] + ids, start=1) / math.log(2), offsets
 
-    def keywords(self, text: str, top_k: int = 5) -> list[dict]:
+    def keywords(self, text: str, top_k: int = 5, progress=None) -> list[dict]:
         """The content words the model finds hardest to predict (most informative), with surprisal in bits."""
-        surprisal, offsets = self._surprisal(text)
+        surprisal, offsets = self._surprisal(text, progress)
         scores: dict[str, float] = {}
         for match in re.finditer(r"[^\W\d_][\w'-]*", text):
             word = match.group(0)
@@ -333,21 +334,30 @@ class TextPipeline:
                 spans.append(span)
         return spans
 
-    def entities(self, text: str) -> list[dict]:
-        """The first MAX_ENTITY_SPANS capitalised spans, typed by label likelihood."""
+    def entities(self, text: str, progress=None) -> list[dict]:
+        """The first MAX_ENTITY_SPANS capitalised spans, typed by label likelihood (`progress(i, n, span)` after each)."""
         out = []
-        with self.lock:
-            for span in self.entity_spans(text)[:MAX_ENTITY_SPANS]:
+        spans = self.entity_spans(text)[:MAX_ENTITY_SPANS]
+        for i, span in enumerate(spans):
+            with self.lock:
                 user = f'Text: "{text}"\nWhat kind of thing is "{span}" in this text: a person, place, organization, product or date?'
                 free = 'Text: "N/A"\nWhat kind of thing is "N/A" in this text: a person, place, organization, product or date?'
                 probs = self._classify(user, ENTITY_TYPES, [free], f'"{span}" is a', "entity", '"N/A" is a')
-                label = max(probs, key=probs.get)
-                out.append({"text": span, "type": label, "probability": probs[label]})
+            label = max(probs, key=probs.get)
+            out.append({"text": span, "type": label, "probability": probs[label]})
+            if progress:
+                progress(i + 1, len(spans), span)
         return out
 
-    def summary(self, text: str, max_new_tokens: int = 60) -> str:
-        out = final(self.stream(f"Summarize the following text in one sentence.\n\n{text}", max_new_tokens=max_new_tokens,
-                                temperature=0.0, top_p=1.0, preview=False, repetition_penalty=1.2))
+    def summary(self, text: str, max_new_tokens: int = 60, progress=None) -> str:
+        """One sentence, written greedily (`progress(i, n, token)` after each token)."""
+        out = None
+        with contextlib.closing(self.stream(f"Summarize the following text in one sentence.\n\n{text}",
+                                            max_new_tokens=max_new_tokens, temperature=0.0, top_p=1.0, preview=False,
+                                            repetition_penalty=1.2)) as steps:
+            for out in steps:
+                if isinstance(out, Step) and progress:
+                    progress(out.index, out.total, out.info["token"])
         return out.text
 
     @staticmethod
@@ -371,14 +381,34 @@ class TextPipeline:
 
     def understand(self, text: str, task: str) -> dict:
         """One understanding task on `text`; the result is plain JSON-able data."""
+        *_, result = self.understand_stream(text, task)
+        return result
+
+    def understand_stream(self, text: str, task: str) -> Iterator[Step | dict]:
+        """`understand` as a stream: a Step as each part is done (an entity typed, a summary token written, a token
+        read on a remote server), then the result. Stopping the iteration (a client gone) stops the work there."""
         text = self.check_understand(text, task)
-        timer = Timer()
-        result = {"sentiment": self.sentiment,
-                  "entities": lambda t: {"entities": self.entities(t),  # and how many spans were left untyped
-                                         "spans_not_typed": max(0, len(self.entity_spans(t)) - MAX_ENTITY_SPANS)},
-                  "keywords": lambda t: {"keywords": self.keywords(t)},
-                  "summary": lambda t: {"summary": self.summary(t)}}[task](text)
-        return {"task": task, **result, "seconds": round(timer(), 3)}
+
+        def work(emit):
+            timer = Timer()
+
+            def progress(index: int, total: int, done: str) -> None:
+                if not emit(Step(index=index, total=total, elapsed=timer(), info={"task": task, "done": done})):
+                    raise Cancelled
+
+            if task == "sentiment":
+                result = self.sentiment(text)
+            elif task == "entities":  # and how many spans were left untyped
+                result = {"entities": self.entities(text, progress),
+                          "spans_not_typed": max(0, len(self.entity_spans(text)) - MAX_ENTITY_SPANS)}
+            elif task == "keywords":
+                result = {"keywords": self.keywords(text, progress=progress)}
+            else:
+                result = {"summary": self.summary(text, progress=progress)}
+            return {"task": task, **result, "seconds": round(timer(), 3)}
+
+        # No lock of its own: each task holds the engine's lock around its own model calls, a span at a time.
+        return stream_steps(work, contextlib.nullcontext(), cpu=self.device == "cpu")
 
     # -- translation -----------------------------------------------------------------------------
     def translate_stream(self, text: str, source_language: str, target_language: str,

@@ -16,6 +16,22 @@ def test_entities_type_a_bounded_number_of_spans(tiny_llm):
     assert len(out["entities"]) == MAX_ENTITY_SPANS and out["spans_not_typed"] == 120 - MAX_ENTITY_SPANS
 
 
+def test_a_stopped_understand_request_stops_its_work(tiny_llm):
+    """/understand streams its progress, so a client that leaves (or Stop) ends the work at the next span."""
+    text = " ".join(f"Name{i} met Person{i}." for i in range(60))
+    model = TextPipeline(ModelSpec(tiny_llm, "test"), device="cpu")
+    typed = []
+    classify = model._classify
+    model._classify = lambda *args, **kwargs: typed.append(args[0]) or classify(*args, **kwargs)
+    stream = model.understand_stream(text, "entities")
+    first = next(stream)
+    assert (first.index, first.total, first.info["done"]) == (1, MAX_ENTITY_SPANS, "Name0")
+    stream.close()  # returns once the worker has stopped
+    assert len(typed) <= 2  # of the 24 spans it would type
+    summary = [s for s in model.understand_stream("A short text about rain.", "summary") if hasattr(s, "index")]
+    assert summary and summary[-1].total == 60 and all(s.info["task"] == "summary" for s in summary)
+
+
 def test_a_short_sentence_gets_a_short_translation(tiny_llm):
     model = TextPipeline(ModelSpec(tiny_llm, "test"), device="cpu")
     tokens = len(model.engine.encode("hello world"))
