@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
         return fn
 
 from pipelines.audio import render_clip
-from pipelines.base import LOAD_LOCK
+from pipelines.base import ACTIVITY, LOAD_LOCK
 from pipelines.compare import (branch, check_branch, check_compare, check_knobs, check_switch, check_switch_row, compare_stream,
                                cost, knobs, switch)
 from pipelines.recipe import read_recipe
@@ -190,15 +190,18 @@ def backend_for_tab(tab: str) -> dict:
     return make_backend(build_pipelines(settings.preset, settings.overrides, settings.device, backends_of(settings)))[tab]
 
 
-def warm_up(pipelines: dict) -> None:
-    """Run once the UI is up, while the server answers: load the LLM (a fraction of a second on llama.cpp) and import
-    torch and diffusers, which the app itself no longer imports at start, so the first requests don't wait for them."""
+def warm_up(pipelines: dict, quiet_s: float = 1.0) -> None:
+    """Run once the UI is up, while the server answers: load the LLM (a fraction of a second on llama.cpp), then,
+    once no request has run for `quiet_s`, import torch and diffusers, which the app itself no longer imports at
+    start, so a first image does not wait for them. Imports hold the GIL: run beside a first reply, they slowed it
+    from about 1.5 s to 3.3 s (bench/bench.py)."""
     text = pipelines["text"]
     if not text.missing:
         try:
             text.load()
         except Exception as exc:  # noqa: BLE001  (its tab says so on first use)
             print(f"warm-up: the LLM did not load ({type(exc).__name__}: {exc}); the Text tab will say why")
+    ACTIVITY.wait_idle(quiet_s)
     # Under the lock every model load holds: a request's own import of diffusers at the same moment could otherwise
     # meet this one half done, crossing module locks ("cannot import name 'DiffusionPipeline' from 'diffusers'").
     with LOAD_LOCK:

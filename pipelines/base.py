@@ -89,6 +89,37 @@ Emit = Callable[[Step | None], bool]  # hand a step to the consumer (None: just 
 THREADS_PER_REQUEST = int(os.environ.get("TORCH_THREADS", "1"))
 
 
+class Activity:
+    """How many model requests are running, and for how long none has: the warm-up waits for a quiet moment
+    before importing torch and diffusers, so that it never slows a first reply down (the import holds the GIL)."""
+
+    def __init__(self) -> None:
+        self.running, self.since = 0, time.monotonic()
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.running += 1
+
+    def __exit__(self, *exc) -> None:
+        with self.lock:
+            self.running -= 1
+            self.since = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the last request ended (0 while one runs)."""
+        with self.lock:
+            return 0.0 if self.running else time.monotonic() - self.since
+
+    def wait_idle(self, seconds: float, poll: float = 0.05) -> None:
+        """Return once no request has run for `seconds`."""
+        while self.idle_for() < seconds:
+            time.sleep(poll)
+
+
+ACTIVITY = Activity()
+
+
 def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock, cpu: bool = True) -> Iterator[Any]:
     """Run ``work(emit)`` in a worker thread and yield each step it emits, then its return value.
 
@@ -112,7 +143,7 @@ def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock, cpu: bool = 
         if cpu and THREADS_PER_REQUEST > 0 and torch is not None:
             torch.set_num_threads(THREADS_PER_REQUEST)
         try:
-            with lock:
+            with ACTIVITY, lock:
                 if cancelled.is_set():  # the consumer left while we queued for the model
                     return
                 items.put(work(emit))

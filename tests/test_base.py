@@ -85,3 +85,29 @@ def test_check_seed():
     assert check_seed(7) == 7
     with pytest.raises(ValueError, match="`seed`"):
         check_seed(-1)
+
+
+def test_activity_counts_running_requests_and_idle_time():
+    """The warm-up waits on it for a quiet moment before its heavy imports (app.warm_up)."""
+    from pipelines.base import ACTIVITY
+
+    started, release = threading.Event(), threading.Event()
+
+    def work(emit):
+        started.set()
+        release.wait(5)
+        return "done"
+
+    stream = stream_steps(work, threading.Lock())
+    waiter = threading.Thread(target=lambda: ACTIVITY.wait_idle(0.2))
+    result = []
+    consumer = threading.Thread(target=lambda: result.append(final(stream)))
+    consumer.start()
+    assert started.wait(5) and ACTIVITY.idle_for() == 0.0
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive()  # still waiting: a request is running
+    release.set()
+    consumer.join(5)
+    waiter.join(5)
+    assert result == ["done"] and not waiter.is_alive() and ACTIVITY.idle_for() >= 0.2
