@@ -135,8 +135,10 @@ def make_backend(pipelines: dict) -> dict:
     image, audio, video, text, text_diffusion = (pipelines[k] for k in ("image", "audio", "video", "text", "text_diffusion"))
     llm_slots = LLM_SLOTS if text.batched else 1  # replies written at once: llama.cpp (or a remote server) batches them
 
-    def slots(model) -> int:  # a diffusion model here serves one request at a time; a remote app takes several
-        return REMOTE_SLOTS if isinstance(model, RemoteDiffusionPipeline) else 1
+    def slots(model) -> int:  # requests a diffusion tab takes at once: a batch here (image), several on a remote app
+        if isinstance(model, RemoteDiffusionPipeline):
+            return REMOTE_SLOTS
+        return model.batcher.max_batch if getattr(model, "batcher", None) else 1
 
     return {
         "image": {"stream": on_gpu(image.stream), "info": image.info, "read_recipe": read_recipe,

@@ -3,19 +3,29 @@ SD-Turbo, SDXL-Turbo...) as a stream of denoising steps, each previewed as the p
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import TYPE_CHECKING
 from collections.abc import Iterator
 
 if TYPE_CHECKING:  # annotations only: torch is imported on first use
     import torch
 
-from .base import (MAX_PROMPT_CHARS, ImageOutput, Step, Timer, check_range, check_seed, check_text, created_now,
-                   stream_steps)
-from .diffusion import DiffusionModel, denoise, generator_for
+from .base import (MAX_PROMPT_CHARS, THREADS_PER_REQUEST, ImageOutput, Step, Timer, check_range, check_seed, check_text,
+                   created_now, stream_steps)
+from .diffusion import DiffusionBatcher, DiffusionModel, Request, denoise, generator_for
 from .recipe import recipe_text
+
+# Concurrent requests with the same settings denoised as one batch (env IMAGE_BATCH; 1: one at a time).
+IMAGE_BATCH = int(os.environ.get("IMAGE_BATCH", "8"))
+
 
 class ImagePipeline(DiffusionModel):
     task = "image"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batcher = DiffusionBatcher(self._run_batch, self.lock, IMAGE_BATCH) if IMAGE_BATCH > 1 else None
 
     def check_inputs(self, prompt, negative_prompt, num_inference_steps, guidance_scale, seed, width, height) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
@@ -46,6 +56,11 @@ class ImagePipeline(DiffusionModel):
         if prompt_after is not None:
             check_text("prompt_after", prompt_after, MAX_PROMPT_CHARS)
             check_range("switch_step", switch_step, 1, num_inference_steps, integer=True)
+        elif self.batcher is not None:  # batched with concurrent requests of the same settings
+            key = (int(num_inference_steps), float(guidance_scale), int(width), int(height))
+            args = {"prompt": prompt.strip(), "negative_prompt": (negative_prompt or "").strip(), "seed": int(seed),
+                    "preview": bool(preview)}
+            return stream_steps(lambda emit: self.batcher.submit(key, args, emit), contextlib.nullcontext(), cpu=False)
 
         def work(emit):
             pipe = self.pipe  # loads on first use; not counted in the timings
@@ -75,6 +90,56 @@ class ImagePipeline(DiffusionModel):
 
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
+    def _run_batch(self, batch: list[Request]) -> None:
+        """Denoise the batch's requests together (their common settings in `key`), each with its own prompt, negative
+        prompt and seed; each gets its own steps, previews and ImageOutput."""
+        import torch
+
+        pipe = self.pipe
+        steps_n, guidance, width, height = batch[0].key
+        if self.device == "cpu" and THREADS_PER_REQUEST > 0:  # one thread per request in the batch, up to the cores
+            torch.set_num_threads(min(os.cpu_count() or 1, THREADS_PER_REQUEST * len(batch)))
+        timer = Timer()
+        kwargs = dict(prompt=[r.args["prompt"] for r in batch], num_inference_steps=steps_n, guidance_scale=guidance,
+                      width=width, height=height, generator=[generator_for(r.args["seed"]) for r in batch])
+        if guidance > 1 and any(r.args["negative_prompt"] for r in batch):  # "" guides as no negative prompt does
+            kwargs["negative_prompt"] = [r.args["negative_prompt"] for r in batch]
+        wanted = [r.args["preview"] for r in batch]
+        decode = (lambda x0: self.decode_previews(pipe, x0, wanted)) if any(wanted) else None
+        own_steps: list[list[Step]] = [[] for _ in batch]
+
+        def fan_out(step: Step | None) -> bool:
+            """The batch's step, handed to each request still there with its own preview; False once none is."""
+            for i, r in enumerate(batch):
+                if not r.alive:
+                    continue
+                own = None
+                if step is not None:
+                    own = Step(step.index, step.total, step.elapsed, step.preview[i] if step.preview else None, dict(step.info))
+                    own_steps[i].append(own)
+                r.alive = r.emit(own) and r.alive
+            return any(r.alive for r in batch)
+
+        output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer)
+        for i, r in enumerate(batch):
+            recipe = recipe_text("image", r.args["prompt"], r.args["negative_prompt"], num_inference_steps=steps_n,
+                                 guidance_scale=guidance, seed=r.args["seed"], width=width, height=height,
+                                 model=self.spec.model_id)
+            image = output.images[i]
+            image.info["parameters"] = recipe
+            image.info["Creation Time"] = created_now()
+            r.result = ImageOutput(image=image, seed=r.args["seed"], seconds=timer(), steps=own_steps[i], recipe=recipe)
+
+    @classmethod
+    def decode_previews(cls, pipe, x0: torch.Tensor, wanted: list[bool]) -> list | None:
+        """Previews of a batch's predicted-clean latents: an image for each request that wants one, else None."""
+        picks = [i for i, w in enumerate(wanted) if w]
+        images = cls.decode_preview(pipe, x0[picks], all_images=True)
+        if images is None:
+            return None
+        it = iter(images)
+        return [next(it) if w else None for w in wanted]
+
     @staticmethod
     def prompt_switch(pipe, prompt_after: str, negative_prompt: str, guidance_scale: float, switch_step: int):
         """A `callback_on_step_end` hook that hands the pipeline `prompt_after`'s embeddings after step
@@ -96,8 +161,9 @@ class ImagePipeline(DiffusionModel):
         return swap
 
     @staticmethod
-    def decode_preview(pipe, x0: torch.Tensor):
-        """Decode a predicted-clean latent to a PIL image (4-D image latents only; else no preview)."""
+    def decode_preview(pipe, x0: torch.Tensor, all_images: bool = False):
+        """Decode a predicted-clean latent to a PIL image (all of the batch's, as a list, with `all_images`; 4-D image
+        latents only, else no preview)."""
         import torch
 
         if x0.ndim != 4:
@@ -106,4 +172,5 @@ class ImagePipeline(DiffusionModel):
         latents = x0 / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
         with torch.no_grad():
             image = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
-        return pipe.image_processor.postprocess(image.float(), output_type="pil")[0]
+        images = pipe.image_processor.postprocess(image.float(), output_type="pil")
+        return images if all_images else images[0]

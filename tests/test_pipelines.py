@@ -1,5 +1,6 @@
 """The Hub code paths (StableDiffusion, AudioLDM, AnimateDiff, a Llama-class LLM) on tiny models built from configs."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,49 @@ def test_image_cancel_stops_the_denoising_loop(image):
     assert len(calls) <= 3, f"{len(calls)} UNet calls after cancelling at step 2 of 30"
     # ...and the model serves the next request normally
     assert len(final(image.stream("a red circle", num_inference_steps=2, seed=1)).steps) == 2
+
+
+def test_concurrent_images_are_one_batch_each_with_its_own_seed_previews_and_cancel(image):
+    import threading
+
+    solo = {seed: pixels(final(image.stream("a red circle", "", 4, 3.0, seed, preview=False))) for seed in (1, 2, 3)}
+    solo_negative = pixels(final(image.stream("a red circle", "blue", 4, 3.0, 2, preview=False)))
+    sizes, run = [], image.batcher.run_batch
+    image.batcher.run_batch = lambda batch: sizes.append(len(batch)) or run(batch)
+    barrier, results = threading.Barrier(5), {}
+
+    def request(seed, stop_at=None):
+        stream = image.stream("a red circle", "blue" if seed == 2 else "", 4, 3.0, seed, preview=seed != 3)
+        barrier.wait()
+        items = []
+        for item in stream:
+            items.append(item)
+            if stop_at and getattr(item, "index", None) == stop_at:
+                stream.close()
+                break
+        results[seed] = items
+
+    try:
+        with image.lock:  # hold the model so that all four queue up, then go as one batch
+            threads = [threading.Thread(target=request, args=(seed, 2 if seed == 4 else None)) for seed in (1, 2, 3, 4)]
+            for t in threads:
+                t.start()
+            barrier.wait()
+            time.sleep(0.3)
+        for t in threads:
+            t.join(60)
+    finally:
+        image.batcher.run_batch = run
+    assert sizes == [4]
+    outs = {seed: items[-1] for seed, items in results.items()}
+    assert np.abs(pixels(outs[1]) - solo[1]).max() <= 1  # its own seed (batched sums differ in the last bits)
+    assert np.abs(pixels(outs[3]) - solo[3]).max() <= 1
+    mine, without = np.abs(pixels(outs[2]) - solo_negative).max(), np.abs(pixels(outs[2]) - solo[2]).max()
+    assert mine <= 1 < without  # its own negative prompt, beside others without one
+    assert [s.index for s in outs[1].steps] == [1, 2, 3, 4] and all(s.preview.size == (32, 32) for s in outs[1].steps)
+    assert all(s.preview is None for s in outs[3].steps)  # previews off for this one only
+    assert [getattr(i, "index", None) for i in results[4]] == [1, 2]  # stopped at its step 2; the others went on
+    assert "Seed: 2" in outs[2].recipe and "Negative prompt: blue" in outs[2].recipe
 
 
 @pytest.mark.parametrize("kwargs, match", [
