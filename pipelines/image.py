@@ -97,14 +97,15 @@ class ImagePipeline(DiffusionModel):
 
         pipe = self.pipe
         steps_n, guidance, width, height = batch[0].key
-        if self.device == "cpu" and THREADS_PER_REQUEST > 0:  # one thread per request in the batch, up to the cores
-            torch.set_num_threads(min(os.cpu_count() or 1, THREADS_PER_REQUEST * len(batch)))
+        wanted = [r.args["preview"] for r in batch]
+        if self.device == "cpu" and THREADS_PER_REQUEST > 0:  # a thread per request in the batch, up to the cores, less
+            cores = os.cpu_count() or 1  # one for the preview decoder when previews are on
+            torch.set_num_threads(max(1, min(cores - (any(wanted) and cores > 1), THREADS_PER_REQUEST * len(batch))))
         timer = Timer()
         kwargs = dict(prompt=[r.args["prompt"] for r in batch], num_inference_steps=steps_n, guidance_scale=guidance,
                       width=width, height=height, generator=[generator_for(r.args["seed"]) for r in batch])
         if guidance > 1 and any(r.args["negative_prompt"] for r in batch):  # "" guides as no negative prompt does
             kwargs["negative_prompt"] = [r.args["negative_prompt"] for r in batch]
-        wanted = [r.args["preview"] for r in batch]
         decode = (lambda x0: self.decode_previews(pipe, x0, wanted)) if any(wanted) else None
         own_steps: list[list[Step]] = [[] for _ in batch]
 
@@ -120,7 +121,7 @@ class ImagePipeline(DiffusionModel):
                 r.alive = r.emit(own) and r.alive
             return any(r.alive for r in batch)
 
-        output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer)
+        output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer, drop_late_previews=len(batch) > 1)
         for i, r in enumerate(batch):
             recipe = recipe_text("image", r.args["prompt"], r.args["negative_prompt"], num_inference_steps=steps_n,
                                  guidance_scale=guidance, seed=r.args["seed"], width=width, height=height,

@@ -108,7 +108,8 @@ def test_concurrent_images_are_one_batch_each_with_its_own_seed_previews_and_can
     assert np.abs(pixels(outs[3]) - solo[3]).max() <= 1
     mine, without = np.abs(pixels(outs[2]) - solo_negative).max(), np.abs(pixels(outs[2]) - solo[2]).max()
     assert mine <= 1 < without  # its own negative prompt, beside others without one
-    assert [s.index for s in outs[1].steps] == [1, 2, 3, 4] and all(s.preview.size == (32, 32) for s in outs[1].steps)
+    assert [s.index for s in outs[1].steps] == [1, 2, 3, 4] and outs[1].steps[-1].preview.size == (32, 32)
+    assert all(s.preview is None or s.preview.size == (32, 32) for s in outs[1].steps)  # a late one may be dropped
     assert all(s.preview is None for s in outs[3].steps)  # previews off for this one only
     assert [getattr(i, "index", None) for i in results[4]] == [1, 2]  # stopped at its step 2; the others went on
     assert "Seed: 2" in outs[2].recipe and "Negative prompt: blue" in outs[2].recipe
