@@ -42,6 +42,7 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[80_001, 80_002])
     p.add_argument("--only", choices=("speech", "scales", "sounds"), nargs="+", default=["speech", "scales", "sounds"])
     p.add_argument("--save", help="write WAV + spectrogram PNG of every clip here")
+    p.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (the tests use 3.0)")
     args = p.parse_args()
     model = AudioPipeline(ModelSpec(str(Path(args.model).resolve()), "local", defaults={"duration_s": 2.0}),
                           device="cpu")
@@ -50,7 +51,7 @@ def main():
         save.mkdir(parents=True, exist_ok=True)
 
     def clip(prompt: str, seed: int) -> np.ndarray:
-        audio = final(model.stream(prompt, "", 2.0, 25, 3.0, seed, preview=False)).audio
+        audio = final(model.stream(prompt, "", 2.0, 25, args.guidance, seed, preview=False)).audio
         if save:
             wav, image = render_clip(audio, 16000, prompt)
             stem = f"{prompt.replace(' ', '_')}-{seed}"

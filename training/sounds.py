@@ -199,14 +199,18 @@ class SoundScene:
         return f" {self.joiner} ".join(self.sounds)
 
 
-def random_scene(rng: random.Random, mix: float = 0.2, speech: float = 0.4) -> SoundScene:
+# One sound alone is drawn by these weights: a scale's eight notes and their order take more learning than a tone.
+SOUND_WEIGHTS = tuple(2.0 if "scale" in name else 1.0 for name in SOUNDS)
+
+
+def random_scene(rng: random.Random, mix: float = 0.15, speech: float = 0.5) -> SoundScene:
     """A spoken word (`speech` of the time: 18 words to learn), two sounds mixed (`mix`), or one sound."""
     r = rng.random()
     if r < speech:
         return SoundScene((rng.choice(SPOKEN),))
     if r < speech + mix:
         return SoundScene((rng.choice(PITCHED), rng.choice(BACKGROUND)), rng.choice(("and", "with")))
-    return SoundScene((rng.choice(SOUNDS),))
+    return SoundScene((rng.choices(SOUNDS, SOUND_WEIGHTS)[0],))
 
 
 def render(scene: SoundScene, rng: random.Random, n: int = int(SAMPLE_RATE * DURATION_S)) -> np.ndarray:
