@@ -186,12 +186,8 @@ class RemoteTextPipeline(TextPipeline):
                temperature: float | None = None, top_p: float | None = None, seed: int = 0,
                preview: bool = True, answer_prefix: str = "", repetition_penalty: float = 1.0,
                prefix: list[dict] | None = None, history: list[dict] | None = None) -> Iterator[Step | TextOutput]:
-        d = self.spec.defaults
-        max_new_tokens = d.get("max_new_tokens", 128) if max_new_tokens is None else max_new_tokens
-        temperature = d.get("temperature", 0.7) if temperature is None else temperature
-        top_p = d.get("top_p", 0.9) if top_p is None else top_p
-        self.check_inputs(prompt, system_prompt, max_new_tokens, temperature, top_p, seed)
-        history = self.check_history(history)
+        max_new_tokens, temperature, top_p, history = self.request_settings(prompt, system_prompt, max_new_tokens,
+                                                                            temperature, top_p, seed, history)
 
         def work(emit):
             timer = Timer()

@@ -207,6 +207,15 @@ class TextPipeline:
         check_range("top_p", top_p, 0.05, 1.0)
         check_seed(seed)
 
+    def request_settings(self, prompt, system_prompt, max_new_tokens, temperature, top_p, seed, history):
+        """(max_new_tokens, temperature, top_p, history): the model's defaults for what is None, all checked."""
+        d = self.spec.defaults
+        max_new_tokens = d.get("max_new_tokens", 128) if max_new_tokens is None else max_new_tokens
+        temperature = d.get("temperature", 0.7) if temperature is None else temperature
+        top_p = d.get("top_p", 0.9) if top_p is None else top_p
+        self.check_inputs(prompt, system_prompt, max_new_tokens, temperature, top_p, seed)
+        return max_new_tokens, temperature, top_p, self.check_history(history)
+
     def stream(self, prompt: str, system_prompt: str = "", max_new_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int = 0,
                preview: bool = True, answer_prefix: str = "", repetition_penalty: float = 1.0,
@@ -222,12 +231,8 @@ class TextPipeline:
         `prefix`: answer tokens taken as already written (a branch of an earlier run), as steps name them
         ({"token", "token_id"} dicts); generation goes on after them, and the steps and text hold only the new tokens.
         """
-        d = self.spec.defaults
-        max_new_tokens = d.get("max_new_tokens", 128) if max_new_tokens is None else max_new_tokens
-        temperature = d.get("temperature", 0.7) if temperature is None else temperature
-        top_p = d.get("top_p", 0.9) if top_p is None else top_p
-        self.check_inputs(prompt, system_prompt, max_new_tokens, temperature, top_p, seed)
-        history = self.check_history(history)
+        max_new_tokens, temperature, top_p, history = self.request_settings(prompt, system_prompt, max_new_tokens,
+                                                                            temperature, top_p, seed, history)
 
         def work(emit):
             engine = self.engine  # loads on first use; not counted in the timings
