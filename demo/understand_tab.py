@@ -65,7 +65,7 @@ def build(understand, info: dict, check=None) -> None:
 
     # /understand's first output is still the JSON result; the marked spans come third.
     event = run.click(understand_fn, [text, task], [result, label, spans, progress], api_name="understand",
-                      validator=validator(check, understand_fn))
+                      validator=validator(check, understand_fn), show_progress="minimal")  # no overlay over its own bar
     stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [text, task])
 
