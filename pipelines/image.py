@@ -80,13 +80,8 @@ class ImagePipeline(DiffusionModel):
                     swap = self.prompt_switch(pipe, prompt_after.strip(), kwargs.get("negative_prompt", ""),
                                               float(guidance_scale), int(switch_step))
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, on_step_end=swap)
-            recipe = recipe_text("image", prompt.strip(), (negative_prompt or "").strip(),
-                                 num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
-                                 seed=int(seed), width=int(width), height=int(height), model=self.spec.model_id)
-            image = output.images[0]
-            image.info["parameters"] = recipe  # Gradio (and PIL with pnginfo) write it into the PNG
-            image.info["Creation Time"] = created_now()  # a standard PNG keyword; makes every file unique
-            return ImageOutput(image=image, seed=int(seed), seconds=timer(), steps=steps, recipe=recipe)
+            return self._output(output.images[0], prompt.strip(), (negative_prompt or "").strip(), int(num_inference_steps),
+                                float(guidance_scale), int(seed), int(width), int(height), timer(), steps)
 
         return stream_steps(work, self.lock, cpu=self.device == "cpu")
 
@@ -123,13 +118,18 @@ class ImagePipeline(DiffusionModel):
 
         output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer, drop_late_previews=len(batch) > 1)
         for i, r in enumerate(batch):
-            recipe = recipe_text("image", r.args["prompt"], r.args["negative_prompt"], num_inference_steps=steps_n,
-                                 guidance_scale=guidance, seed=r.args["seed"], width=width, height=height,
-                                 model=self.spec.model_id)
-            image = output.images[i]
-            image.info["parameters"] = recipe
-            image.info["Creation Time"] = created_now()
-            r.result = ImageOutput(image=image, seed=r.args["seed"], seconds=timer(), steps=own_steps[i], recipe=recipe)
+            r.result = self._output(output.images[i], r.args["prompt"], r.args["negative_prompt"], steps_n, guidance,
+                                    r.args["seed"], width, height, timer(), own_steps[i])
+
+    def _output(self, image, prompt: str, negative_prompt: str, num_inference_steps: int, guidance_scale: float,
+                seed: int, width: int, height: int, seconds: float, steps: list[Step]) -> ImageOutput:
+        """The ImageOutput of a finished image, its recipe written into it."""
+        recipe = recipe_text("image", prompt, negative_prompt, num_inference_steps=num_inference_steps,
+                             guidance_scale=guidance_scale, seed=seed, width=width, height=height,
+                             model=self.spec.model_id)
+        image.info["parameters"] = recipe  # Gradio (and PIL with pnginfo) write it into the PNG
+        image.info["Creation Time"] = created_now()  # a standard PNG keyword; makes every file unique
+        return ImageOutput(image=image, seed=seed, seconds=seconds, steps=steps, recipe=recipe)
 
     @classmethod
     def decode_previews(cls, pipe, x0: torch.Tensor, wanted: list[bool]) -> list | None:
