@@ -41,7 +41,7 @@ def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None,
                 with gr.Row():
                     seed = seed_input()
                     randomize = gr.Checkbox(value=True, label="Randomize seed")
-                previews = gr.Checkbox(value=True, label="Show step previews (the predicted clean image at each step)")
+                previews = gr.Checkbox(value=True, label="Show step previews (the predicted clean image at each step; every few steps when the model is busy)")
             if info.get("vocabulary"):
                 gr.Markdown(vocabulary_note(info))
         with gr.Column():
@@ -63,7 +63,7 @@ def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None,
             if isinstance(item, Step):
                 if item.preview is not None:
                     shown.append(item)
-                yield item.preview, progress_html(item), gr.skip()
+                yield item.preview if item.preview is not None else gr.skip(), progress_html(item), gr.skip()
             else:
                 last = item.steps[-1] if item.steps else None
                 gallery_items = [(s.preview, f"step {s.index}") for s in evenly(shown, 8)]

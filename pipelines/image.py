@@ -18,6 +18,9 @@ from .recipe import recipe_text
 
 # Concurrent requests with the same settings denoised as one batch (env IMAGE_BATCH; 1: one at a time).
 IMAGE_BATCH = int(os.environ.get("IMAGE_BATCH", "8"))
+# The share of a batch's time its step previews may take (env BATCH_PREVIEW_SHARE): a preview costs a decode per
+# request, so a batch decodes them only every few steps (see `denoise`); a request alone previews every step.
+BATCH_PREVIEW_SHARE = float(os.environ.get("BATCH_PREVIEW_SHARE", "0.15"))
 
 
 class ImagePipeline(DiffusionModel):
@@ -93,9 +96,11 @@ class ImagePipeline(DiffusionModel):
         pipe = self.pipe
         steps_n, guidance, width, height = batch[0].key
         wanted = [r.args["preview"] for r in batch]
+        share = BATCH_PREVIEW_SHARE if len(batch) > 1 else None  # one request alone: previews on a thread beside it
         if self.device == "cpu" and THREADS_PER_REQUEST > 0:  # a thread per request in the batch, up to the cores, less
-            cores = os.cpu_count() or 1  # one for the preview decoder when previews are on
-            torch.set_num_threads(max(1, min(cores - (any(wanted) and cores > 1), THREADS_PER_REQUEST * len(batch))))
+            cores = os.cpu_count() or 1  # one for the preview thread of a request alone
+            spare = share is None and any(wanted) and cores > 1
+            torch.set_num_threads(max(1, min(cores - spare, THREADS_PER_REQUEST * len(batch))))
         timer = Timer()
         kwargs = dict(prompt=[r.args["prompt"] for r in batch], num_inference_steps=steps_n, guidance_scale=guidance,
                       width=width, height=height, generator=[generator_for(r.args["seed"]) for r in batch])
@@ -116,7 +121,7 @@ class ImagePipeline(DiffusionModel):
                 r.alive = r.emit(own) and r.alive
             return any(r.alive for r in batch)
 
-        output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer, drop_late_previews=len(batch) > 1)
+        output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer, preview_share=share)
         for i, r in enumerate(batch):
             r.result = self._output(output.images[i], r.args["prompt"], r.args["negative_prompt"], steps_n, guidance,
                                     r.args["seed"], width, height, timer(), own_steps[i])

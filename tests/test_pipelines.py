@@ -109,10 +109,45 @@ def test_concurrent_images_are_one_batch_each_with_its_own_seed_previews_and_can
     mine, without = np.abs(pixels(outs[2]) - solo_negative).max(), np.abs(pixels(outs[2]) - solo[2]).max()
     assert mine <= 1 < without  # its own negative prompt, beside others without one
     assert [s.index for s in outs[1].steps] == [1, 2, 3, 4] and outs[1].steps[-1].preview.size == (32, 32)
-    assert all(s.preview is None or s.preview.size == (32, 32) for s in outs[1].steps)  # a late one may be dropped
+    assert outs[1].steps[0].preview is not None  # the first step's preview, then as the preview share allows
+    assert all(s.preview is None or s.preview.size == (32, 32) for s in outs[1].steps)
     assert all(s.preview is None for s in outs[3].steps)  # previews off for this one only
     assert [getattr(i, "index", None) for i in results[4]] == [1, 2]  # stopped at its step 2; the others went on
     assert "Seed: 2" in outs[2].recipe and "Negative prompt: blue" in outs[2].recipe
+
+
+def test_a_batch_spends_at_most_its_preview_share_decoding_previews(image, monkeypatch):
+    """A batch's previews cost a decode per request: it decodes them only while decoding has taken at most
+    BATCH_PREVIEW_SHARE of its time, always the first and last step's. A slow decoder shows it."""
+    import threading
+
+    import pipelines.image as image_module
+
+    monkeypatch.setattr(image_module, "BATCH_PREVIEW_SHARE", 0.25)
+    decode, spent = image.decode_previews, []
+
+    def slow_decode(pipe, x0, wanted):
+        t = time.perf_counter()
+        time.sleep(0.2)
+        out = decode(pipe, x0, wanted)
+        spent.append(time.perf_counter() - t)
+        return out
+
+    monkeypatch.setattr(image, "decode_previews", slow_decode)
+    results = {}
+    with image.lock:  # both queue up, then go as one batch
+        threads = [threading.Thread(target=lambda seed=seed: results.__setitem__(
+            seed, final(image.stream("a red circle", "", 12, 3.0, seed)))) for seed in (1, 2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+    for t in threads:
+        t.join(60)
+    for out in results.values():
+        shown = [s.index for s in out.steps if s.preview is not None]
+        assert shown[0] == 1 and shown[-1] == 12 and len(shown) < 12, shown
+        assert [s.index for s in out.steps] == list(range(1, 13))  # every step is still reported
+    assert sum(spent[:-1]) <= 0.25 * results[1].seconds + max(spent), spent  # the last step's decode is extra
 
 
 @pytest.mark.parametrize("kwargs, match", [
