@@ -66,7 +66,7 @@ class AudioPipeline(DiffusionModel):
                 kwargs["negative_prompt"] = negative_prompt.strip()
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
-            audio = np.asarray(output.audios[0], dtype=np.float32).reshape(-1)
+            audio = within_range(np.asarray(output.audios[0], dtype=np.float32).reshape(-1))
             recipe = recipe_text("audio", prompt.strip(), (negative_prompt or "").strip(),
                                  num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
                                  seed=int(seed), duration_s=float(duration_s), model=self.spec.model_id)
@@ -118,12 +118,17 @@ def log_mel(audio: np.ndarray, sample_rate: int, n_mels: int = 64) -> np.ndarray
     return torch.log10(transform(torch.from_numpy(np.asarray(audio, np.float32))) + 1e-8).numpy()
 
 
+def within_range(audio: np.ndarray) -> np.ndarray:
+    """A waveform peaking above -1 dBFS (0.891), scaled down to peak there; a quieter one, as it is. A mel model's
+    Griffin-Lim output is not bounded (peaks of 4 seen from the bundled model)."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return (audio * (0.891 / peak)).astype(np.float32) if peak > 0.891 else audio
+
+
 def wav_bytes(audio: np.ndarray, sample_rate: int, title: str = "", comment: str = "") -> bytes:
     """16-bit PCM WAV of a float waveform (peak-normalised to -1 dBFS if it clips), written by soundfile with the
     `title`, `comment` (the recipe) and creation date in its LIST/INFO chunk (INAM, ICMT, ICRD)."""
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak > 0.891:
-        audio = audio * (0.891 / peak)
+    audio = within_range(audio)
     buf = io.BytesIO()
     with soundfile.SoundFile(buf, "w", sample_rate, 1, "PCM_16", format="WAV") as f:
         for name, value in (("title", title), ("comment", comment), ("date", created_now())):

@@ -192,6 +192,7 @@ def test_mel_diffusion_pipeline_loads_streams_and_stops(tiny_mel):
     steps, out = items[:-1], items[-1]
     assert [s.index for s in steps] == [1, 2, 3] and all(s.preview is not None for s in steps)
     assert out.sample_rate == 16000 and out.audio.shape == (8000,) and np.isfinite(out.audio).all()
+    assert np.abs(out.audio).max() <= 0.8915  # within [-1, 1], at most -1 dBFS (Griffin-Lim alone is unbounded)
     again = final(audio.stream("a high tone", duration_s=0.5, num_inference_steps=3, guidance_scale=3.0, seed=0))
     np.testing.assert_allclose(again.audio, out.audio, atol=1e-5)  # a seed reproduces the clip
     other = final(audio.stream("a low tone", duration_s=0.5, num_inference_steps=3, guidance_scale=3.0, seed=0))
