@@ -134,7 +134,8 @@ def build(stream, info: dict, check=None, concurrency: int = 1) -> None:
     single = gr.Button(visible=False)
     single.click(text_fn, [prompt, *settings], [output, progress, candidates, coloured], api_name="text",
                  validator=validator(check, text_fn), concurrency_limit=concurrency, concurrency_id="llm")
-    gr.Examples(EXAMPLES, [prompt, system_prompt])
+    examples = gr.Examples(EXAMPLES, [prompt, system_prompt])
+    examples.dataset.headers = ["Message", "System prompt"]  # not the message box's long label with its key hints
 
 
 if __name__ == "__main__":  # python -m demo.text_tab  (bundled model)

@@ -76,3 +76,13 @@ def test_candidates_and_canvas_views():
     assert candidates_label(step) == {"' red'": 0.7, "' blue'": 0.2}
     canvas = Step(2, 4, 0.2, info={"canvas": [" The", "▒", " red", "."], "committed": [{"position": 2}]})
     assert canvas_value(canvas) == [(" ", None), ("The", None), ("▒", None), (" ", None), ("red", NEW), (".", None)]
+
+
+def test_the_chat_examples_are_headed_by_short_names():
+    """An Examples table's header is its inputs' labels unless set: the message box's label carries its key hints."""
+    from demo import text_tab
+
+    with gr.Blocks() as blocks:
+        text_tab.build(lambda *a, **k: iter(()), {"defaults": {}, "model_id": "m", "licence": "l", "engine": "llama.cpp"})
+    headers = [c.headers for c in blocks.blocks.values() if isinstance(c, gr.Dataset)]
+    assert headers == [["Message", "System prompt"]]
