@@ -27,6 +27,10 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
     def gpu(fn):
         return fn
 
+from demo.gradio_import import skip_stub_writing
+
+skip_stub_writing()  # before gradio is first imported: about 40 % off `import gradio` (demo/gradio_import.py)
+
 from pipelines.audio import render_clip
 from pipelines.base import ACTIVITY, LOAD_LOCK
 from pipelines.compare import (branch, check_branch, check_compare, check_knobs, check_switch, check_switch_row, compare_stream,

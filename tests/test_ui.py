@@ -1,5 +1,7 @@
 """demo/ui.py helpers, without launching anything."""
 
+from pathlib import Path
+
 import gradio as gr
 
 from demo.ui import Slider, model_line, seed_input
@@ -86,3 +88,29 @@ def test_the_chat_examples_are_headed_by_short_names():
         text_tab.build(lambda *a, **k: iter(()), {"defaults": {}, "model_id": "m", "licence": "l", "engine": "llama.cpp"})
     headers = [c.headers for c in blocks.blocks.values() if isinstance(c, gr.Dataset)]
     assert headers == [["Message", "System prompt"]]
+
+
+def test_gradio_imports_without_its_stub_writer_and_still_works(tmp_path):
+    """demo/gradio_import.py: gradio's per-component .pyi writer is skipped; components and events work as before."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from demo.gradio_import import skip_stub_writing
+assert skip_stub_writing()
+from pathlib import Path
+
+import gradio as gr
+from gradio import component_meta
+component_meta.create_or_modify_pyi(gr.Textbox, "Textbox", [])  # a no-op now: would read and parse the source
+with gr.Blocks() as blocks:
+    box = gr.Textbox(label="x")
+    box.submit(lambda s: s, box, box)
+assert blocks.config["components"] and not skip_stub_writing()  # already imported: says so
+print(component_meta.create_or_modify_pyi.__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "<lambda>"
