@@ -49,7 +49,7 @@ class ImageOutput:
 @dataclass
 class AudioOutput:
     sample_rate: int
-    audio: Any  # 1-D float32 ndarray in [-1, 1] (a clip that would clip is scaled to peak at -1 dBFS)
+    audio: Any  # 1-D float32 ndarray in [-1, 1] (a clip peaking above -1 dBFS is scaled to peak there)
     seed: int
     seconds: float
     steps: list[Step]
