@@ -244,9 +244,9 @@ SERVER_REQUESTS = {  # one of each, as a user would send them (the registry's de
 
 def browser_like(url: str, endpoint: str, kwargs: dict, params: list[dict], session: str | None = None) -> None:
     """One request as the browser makes it: POST the inputs (in the browser tab's `session`), read the event stream,
-    and GET every file an update names (each step's preview image). gradio_client does the same, but also copies every file into its own
-    cache and runs its update processing in this process, which on the 2-core machine took as much CPU as the
-    server did (one image with previews: 3.8 s through gradio_client, 2.6 s so)."""
+    and GET every file an update names (each step's preview image). gradio_client does the same, but also copies
+    every file into its own cache and runs its update processing in this process, which on the 2-core machine took
+    as much CPU as the server did (one image with previews: 3.8 s through gradio_client, 2.6 s so)."""
     import httpx
 
     def files(value):

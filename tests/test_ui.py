@@ -90,7 +90,7 @@ def test_the_chat_examples_are_headed_by_short_names():
     assert headers == [["Message", "System prompt"]]
 
 
-def test_gradio_imports_without_its_stub_writer_and_still_works(tmp_path):
+def test_gradio_imports_without_its_stub_writer_and_still_works():
     """demo/gradio_import.py: gradio's per-component .pyi writer is skipped; components and events work as before."""
     import subprocess
     import sys
@@ -99,8 +99,6 @@ def test_gradio_imports_without_its_stub_writer_and_still_works(tmp_path):
 import sys
 from demo.gradio_import import skip_stub_writing
 assert skip_stub_writing()
-from pathlib import Path
-
 import gradio as gr
 from gradio import component_meta
 component_meta.create_or_modify_pyi(gr.Textbox, "Textbox", [])  # a no-op now: would read and parse the source
