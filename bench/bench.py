@@ -8,8 +8,8 @@
 3. our text-diffusion stream vs the raw `LLaDA2Pipeline` call (a 32-token description in 16 steps) on the
    bundled model; its seconds are the bundled text-diffusion inference time;
 4. the app as users meet it (`bench_server`): seconds to the UI answering, to the first /text reply,
-   8 concurrent /text and /image against 8 in turn (each as a browser makes it: `browser_like`), and RSS with
-   every model used.
+   8 concurrent /text, /chat and /image against 8 in turn (each as a browser makes it: `browser_like`), RSS with
+   every model used, and Gradio's own milliseconds per streamed update with gr.skip() and with values.
 
     python bench/bench.py [--repeats 5] [--skip-audio] [--skip-video] [--skip-llm] [--skip-text-diffusion]
                           [--skip-server]
@@ -230,6 +230,8 @@ def memory_mb(pid: int) -> dict:
 
 SERVER_REQUESTS = {  # one of each, as a user would send them (the registry's default steps)
     "/text": dict(prompt="Name three colours.", system_prompt="", max_new_tokens=32, temperature=0.7, top_p=0.9, seed=0),
+    "/chat": dict(prompt="Name three colours.", history=[], system_prompt="", max_new_tokens=32, temperature=0.7,
+                  top_p=0.9, seed=0),  # what the Text tab sends: its updates carry the chat, candidates and more
     "/image": dict(prompt="a large red circle in the center on a blue background", negative_prompt="",
                    num_inference_steps=25, guidance_scale=3.0, seed=0, width=64, height=64),
     "/audio": dict(prompt="a fast drum beat", negative_prompt="", duration_s=2.0, num_inference_steps=25,
@@ -279,9 +281,49 @@ def browser_like(url: str, endpoint: str, kwargs: dict, params: list[dict], sess
                     raise RuntimeError(f"{endpoint} failed: {line[5:]}")
 
 
+def bench_gradio_updates(n: int = 50) -> dict:
+    """Milliseconds Gradio's own processing takes per streamed update of (image, HTML, gallery): with the image
+    and gallery left as gr.skip(), and with a plain value for each (the same 64x64 PNG, None). No model, no
+    HTTP: `Blocks.process_api` as the queue calls it, each update in turn. Why demo/ui.py's `Shown` resends
+    values: Gradio builds a new component and its config for every gr.skip() aimed at one."""
+    import asyncio
+
+    import gradio as gr
+    from gradio.state_holder import SessionState
+    from PIL import Image
+
+    picture = Image.new("RGB", (64, 64), "red")
+
+    def skips():
+        for i in range(n):
+            yield gr.skip(), f"<b>{i}</b>", gr.skip()
+
+    def values():
+        for i in range(n):
+            yield picture, f"<b>{i}</b>", None
+
+    with gr.Blocks() as demo:
+        outputs = [gr.Image(format="png", interactive=False), gr.HTML(), gr.Gallery(columns=8)]
+        button = gr.Button()
+        events = {name: button.click(fn, None, outputs)["id"] for name, fn in (("skip", skips), ("value", values))}
+    fns = {name: demo.fns[event] for name, event in events.items()}
+
+    async def per_update(block_fn) -> float:
+        state, iterator, count = SessionState(demo), None, 0
+        t = time.perf_counter()
+        while True:
+            result = await demo.process_api(block_fn=block_fn, inputs=[], state=state, iterator=iterator)
+            iterator, count = result["iterator"], count + 1
+            if not result.get("is_generating"):
+                return (time.perf_counter() - t) / count * 1000
+
+    runs = {name: [asyncio.run(per_update(fn)) for _ in range(3)] for name, fn in fns.items()}
+    return {f"{name}_ms": statistics.median(v) for name, v in runs.items()}
+
+
 def bench_server(concurrent: int = 8) -> dict:
     """The app as users meet it: seconds to the UI answering; the first /text reply right after (to its first
-    token and in full); `concurrent` /text and /image requests sent at once against the same sent one after
+    token and in full); `concurrent` /text, /chat and /image requests sent at once against the same sent one after
     another (throughput ratio); the server's RSS and peak RSS once every model has been used."""
     import threading
 
@@ -310,7 +352,7 @@ def bench_server(concurrent: int = 8) -> dict:
         users = [f"bench-user-{i}" for i in range(concurrent)]
         for user in users:
             browser_like(url, "/text", {**SERVER_REQUESTS["/text"], "max_new_tokens": 1}, info["/text"]["parameters"], user)
-        for endpoint in ("/text", "/image"):
+        for endpoint in ("/text", "/chat", "/image"):
             requests = [{**SERVER_REQUESTS[endpoint], "seed": i} for i in range(concurrent)]
             params = info[endpoint]["parameters"]
             t = time.perf_counter()
@@ -354,7 +396,7 @@ def main():
     if not args.skip_text_diffusion:
         results["text_diffusion"] = bench_text_diffusion(args.repeats)
     if not args.skip_server:
-        results["server"] = bench_server()
+        results["server"] = {**bench_server(), "gradio_ms_per_update": bench_gradio_updates()}
     results["against_before"] = against_before(results)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, evenly, guarded, load_settings, missing_box, model_line,
+from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, evenly, guarded, load_settings, missing_box, model_line,
                      progress_html, seed_input, validator, vocabulary_note)
 from pipelines.base import Step, output_path
 
@@ -58,12 +58,13 @@ def build(stream, info: dict, render=None, unknown_words=lambda prompt: [], read
         if unknown:
             gr.Warning(f"The bundled audio model does not know: {', '.join(unknown)}. Those words are ignored.")
         shown: list[Step] = []
+        screen = Shown(audio=None, progress=progress_html(None), spectrogram=None, gallery=None)
         for item in stream(prompt, negative_prompt, float(duration_s), int(num_inference_steps), float(guidance_scale),
                            int(seed), preview=bool(show_previews)):
             if isinstance(item, Step):
                 if item.preview is not None:
                     shown.append(item)
-                yield gr.skip(), progress_html(item), item.preview, gr.skip()
+                yield screen(progress=progress_html(item), spectrogram=item.preview)
             else:
                 wav, spec_img = render(item.audio, item.sample_rate, item.recipe)
                 path = output_path(".wav")  # old clips there are deleted as new ones come

@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from demo.text_diffusion_tab import canvas_value
-from demo.ui import Radio, Slider, Textbox, candidates_label, guarded, seed_input, validator
+from demo.ui import Radio, Shown, Slider, Textbox, candidates_label, guarded, seed_input, validator
 from pipelines.base import Step
 
 DIFFERENCES = [
@@ -201,20 +201,23 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
         seen: dict[str, list[Step]] = {"diffusion": [], "text_diffusion": [], "llm": []}
         passes = 2 if d.get("guidance_scale", 5.0) > 1 else 1
         total = {"diffusion": int(num_inference_steps), "llm": int(max_new_tokens), "text_diffusion": 0}
-        skip = [gr.skip()] * 13
+        # The timeline is skipped while the three stream (a value sent to it would fire its .change); the steps it
+        # replays are emptied at once, so dragging it mid-run shows nothing of the last run.
+        screen = Shown(image=None, text="", records=None, diffusion_counter="", llm_counter="", candidates=None,
+                       timeline=gr.skip(), caption="", history={"diffusion": [], "text_diffusion": [], "llm": []},
+                       td_canvas=None, td_counter="", seconds_plot=None, probability_plot=None)
         for side, item in compare(prompt, int(num_inference_steps), int(max_new_tokens), int(seed)):
             if isinstance(item, Step):
                 seen[side].append(item)
-                out = list(skip)
                 if side == "diffusion":
-                    out[0] = item.preview if item.preview is not None else gr.skip()
-                    out[3] = counter_html("image diffusion", seen[side], total[side], passes)
+                    yield screen(image=item.preview,
+                                 diffusion_counter=counter_html("image diffusion", seen[side], total[side], passes))
                 elif side == "llm":
-                    out[1], out[4], out[5] = (item.preview, counter_html("LLM", seen[side], total[side], 1),
-                                              candidates_label(item))
+                    yield screen(text=item.preview, llm_counter=counter_html("LLM", seen[side], total[side], 1),
+                                 candidates=candidates_label(item))
                 else:
-                    out[9], out[10] = canvas_value(item), counter_html("text diffusion", seen[side], item.total, 1)
-                yield tuple(out)
+                    yield screen(td_canvas=canvas_value(item),
+                                 td_counter=counter_html("text diffusion", seen[side], item.total, 1))
             else:  # the final CompareOutput
                 n = max(len(v) for v in seen.values())
                 state = {"diffusion": [s.preview for s in seen["diffusion"]], "text_diffusion": seen["text_diffusion"],

@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, evenly, guarded, load_settings, missing_box, model_line,
+from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, evenly, guarded, load_settings, missing_box, model_line,
                      progress_html, seed_input, validator, vocabulary_note)
 from pipelines.base import Step
 
@@ -58,12 +58,13 @@ def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None,
         if unknown:
             gr.Warning(f"The bundled image model does not know: {', '.join(unknown)}. Those words are ignored.")
         shown: list[Step] = []
+        screen = Shown(image=None, progress=progress_html(None), gallery=None)
         for item in stream(prompt, negative_prompt, int(num_inference_steps), float(guidance_scale), int(seed),
                            int(width), int(height), preview=bool(show_previews)):
             if isinstance(item, Step):
                 if item.preview is not None:
                     shown.append(item)
-                yield item.preview if item.preview is not None else gr.skip(), progress_html(item), gr.skip()
+                yield screen(image=item.preview, progress=progress_html(item))  # a step without a preview keeps the last
             else:
                 last = item.steps[-1] if item.steps else None
                 gallery_items = [(s.preview, f"step {s.index}") for s in evenly(shown, 8)]

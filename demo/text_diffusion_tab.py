@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, guarded, missing_box, model_line, progress_html, seed_input,
+from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, guarded, missing_box, model_line, progress_html, seed_input,
                      validator, vocabulary_note)
 from pipelines.base import Step
 
@@ -74,9 +74,12 @@ def build(stream, info: dict, records=None, check=None) -> None:
     @guarded
     def text_diffusion_fn(prompt, gen_length, num_inference_steps, seed):
         """Generate text by diffusion; yields (text, canvas, progress, steps JSON, replay slider, steps) as it refines."""
+        # The replay slider is skipped while a run streams (a value sent to it would fire its .change); the steps it
+        # replays are emptied at once, so dragging it mid-run shows nothing of the last run.
+        screen = Shown(text="", canvas=None, progress=progress_html(None), steps_json=None, replay=gr.skip(), shown=[])
         for item in stream(prompt, int(gen_length), int(num_inference_steps), int(seed)):
             if isinstance(item, Step):
-                yield gr.skip(), canvas_value(item), progress_html(item), gr.skip(), gr.skip(), gr.skip()
+                yield screen(canvas=canvas_value(item), progress=progress_html(item))
             else:
                 last = item.steps[-1] if item.steps else None
                 n = max(len(item.steps), 1)

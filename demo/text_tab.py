@@ -3,7 +3,7 @@ for every token. `/chat` is the chat (history in, history out); `/text` stays th
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, candidates_label, guarded, model_line, progress_html, seed_input,
+from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, candidates_label, guarded, model_line, progress_html, seed_input,
                      validator)
 from pipelines.base import Step
 
@@ -80,9 +80,10 @@ def build(stream, info: dict, check=None, concurrency: int = 1) -> None:
     @guarded
     def text_fn(prompt, system_prompt, max_new_tokens, temperature, top_p, seed):
         """Generate text; yields (text so far, progress, candidates of the latest token)."""
+        screen = Shown(output="", progress=progress_html(None, label="token"), candidates=None, coloured=None)
         for item in stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed)):
             if isinstance(item, Step):
-                yield item.preview, progress_html(item, label="token"), candidates_label(item), gr.skip()
+                yield screen(output=item.preview, progress=progress_html(item, label="token"), candidates=candidates_label(item))
             else:
                 last = item.steps[-1] if item.steps else None
                 yield (item.text, progress_html(last, label="token", done=True, seconds=item.seconds), candidates_label(last),
@@ -95,12 +96,15 @@ def build(stream, info: dict, check=None, concurrency: int = 1) -> None:
         earlier = plain_history(history)
         asked = [*earlier, {"role": "user", "content": prompt}]
         yield (asked + [{"role": "assistant", "content": "…"}], "", progress_html(None, label="token"),
-               gr.Label(None, label=LATEST), gr.skip(), gr.Slider(visible=False), [])
+               gr.Label(None, label=LATEST), None, gr.Slider(visible=False), [])  # last reply's colours and inspector go
+        # From here the message box is skipped (the user may be typing the next message); the hidden inspector's
+        # value is only read on release, so a plain 1 keeps it as it is.
+        screen = Shown(chat=None, prompt=gr.skip(), progress=None, candidates=None, coloured=None, inspect=1, tokens=[])
         for item in stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed),
                            history=earlier):
             if isinstance(item, Step):
-                yield (asked + [{"role": "assistant", "content": item.preview}], gr.skip(), progress_html(item, label="token"),
-                       candidates_label(item), gr.skip(), gr.skip(), gr.skip())
+                yield screen(chat=asked + [{"role": "assistant", "content": item.preview}],
+                             progress=progress_html(item, label="token"), candidates=candidates_label(item))
             else:
                 last = item.steps[-1] if item.steps else None
                 n = len(item.steps)

@@ -75,6 +75,30 @@ def guarded(fn: Callable) -> Callable:
     return functools.wraps(fn)(wrapper)
 
 
+class Shown:
+    """What a streaming run's outputs show, sent whole at every step: `yield shown(progress=...)`.
+
+    `blank` names every output of the event, in its order, with the value it shows when a run starts
+    (None clears last run's result). A step names only what it changes; a change of None leaves that
+    output as it is (a step without a preview). The rest is sent again as it stands rather than as
+    gr.skip(): Gradio 6.31 meets every gr.skip() aimed at a component by building a new instance of
+    it and its config, JSON schema included, under the GIL. With 8 images at once, or a chat reply
+    that skipped four outputs a token, that cost more than the model (bench/bench.py, "skip_vs_value").
+    A value sent again is postprocessed (cheap: text, an HTML bar, a small PNG already in the cache)
+    and streams as an empty diff. Keep gr.skip() as the blank of an input the user may be typing
+    into: a value sent again would overwrite what they typed."""
+
+    def __init__(self, **blank):
+        self.values = dict(blank)
+
+    def __call__(self, **changes) -> tuple:
+        unknown = changes.keys() - self.values.keys()
+        if unknown:
+            raise TypeError(f"not an output of this event: {', '.join(sorted(unknown))}")
+        self.values.update({k: v for k, v in changes.items() if v is not None})
+        return tuple(self.values.values())
+
+
 def candidates_label(step: Step | None) -> dict | None:
     """A step's top-5 next-token candidates for gr.Label: {token (quoted, so spaces show): probability}."""
     if step is None or "candidates" not in step.info:

@@ -5,7 +5,7 @@ import re
 
 import gradio as gr
 
-from demo.ui import Radio, Textbox, guarded, model_line, progress_html, validator
+from demo.ui import Radio, Shown, Textbox, guarded, model_line, progress_html, validator
 from pipelines.base import Step
 
 TASKS = ["sentiment", "entities", "keywords", "summary"]
@@ -56,9 +56,10 @@ def build(understand, info: dict, check=None) -> None:
     def understand_fn(text, task):
         """Run one understanding task; yields its progress, then (JSON result, sentiment probabilities if any, marked
         spans if any, progress)."""
+        screen = Shown(result=None, label=None, spans=None, progress=None)
         for item in understand(text, task):
             if isinstance(item, Step):
-                yield gr.skip(), gr.skip(), gr.skip(), progress_html(item, label="part")
+                yield screen(progress=progress_html(item, label="part"))
             else:
                 done = f"<div class='step-progress'>done in {item['seconds']:.2f} s</div>"
                 yield item, item.get("probabilities"), marked(text, item), done

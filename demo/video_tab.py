@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Slider, Textbox, guarded, load_settings, missing_box, model_line, progress_html,
+from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, guarded, load_settings, missing_box, model_line, progress_html,
                      seed_input, validator, vocabulary_note)
 from pipelines.base import Step
 
@@ -57,10 +57,11 @@ def build(stream, info: dict, to_mp4=None, unknown_words=lambda prompt: [], read
         unknown = unknown_words(prompt or "")
         if unknown:
             gr.Warning(f"The bundled video model does not know: {', '.join(unknown)}. Those words are ignored.")
+        screen = Shown(video=None, progress=progress_html(None), step_preview=None, frames=None)
         for item in stream(prompt, negative_prompt, int(num_frames), int(num_inference_steps), float(guidance_scale),
                            int(seed), preview=bool(show_previews)):
             if isinstance(item, Step):
-                yield gr.skip(), progress_html(item), item.preview if item.preview is not None else gr.skip(), gr.skip()
+                yield screen(progress=progress_html(item), step_preview=item.preview)
             else:
                 last = item.steps[-1] if item.steps else None
                 yield (to_mp4(item.frames, item.fps, comment=item.recipe), progress_html(last, done=True, seconds=item.seconds), gr.skip(),

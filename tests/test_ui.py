@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import gradio as gr
+import pytest
 
 from demo.ui import Slider, model_line, seed_input
 
@@ -112,3 +113,51 @@ print(component_meta.create_or_modify_pyi.__name__)
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "<lambda>"
+
+
+def _event_fn(demo, api_name):
+    return next(f.fn for f in demo.fns.values() if f.api_name == api_name)
+
+
+def test_streaming_steps_resend_values_rather_than_skip_outputs():
+    """A step names a value for every output (gr.skip() costs Gradio a new component and its schema each time),
+    except the chat's message box, which the user may be typing the next message into."""
+    from PIL import Image
+
+    from demo import image_tab, text_tab
+    from demo.ui import Shown
+    from pipelines.base import ImageOutput, Step, TextOutput
+
+    def is_skip(value):
+        return isinstance(value, dict) and value.get("__type__") == "update" and len(value) == 1
+
+    red, blue = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")
+
+    def image_stream(*args, preview=True):
+        steps = [Step(1, 3, 0.1, red), Step(2, 3, 0.2, None), Step(3, 3, 0.3, blue)]  # step 2: no preview
+        yield from steps
+        yield ImageOutput(blue, 0, 0.3, steps)
+
+    def text_stream(prompt, *args, history=None):
+        steps = [Step(k, 2, 0.1 * k, "ab"[:k], {"token": "ab"[k - 1], "probability": 0.5,
+                                                "candidates": [{"token": "ab"[k - 1], "probability": 0.5}]})
+                 for k in (1, 2)]
+        yield from steps
+        yield TextOutput("ab", 0.2, steps)
+
+    info = {"model_id": "m", "licence": "MIT", "defaults": {}, "limits": {}}
+    with gr.Blocks() as demo:
+        image_tab.build(image_stream, info)
+        text_tab.build(text_stream, info)
+    image_steps = list(_event_fn(demo, "image")("p", "", 3, 1.0, 0, 8, 8, True))[:-1]
+    assert not any(is_skip(v) for update in image_steps for v in update)
+    assert [update[0] for update in image_steps] == [red, red, blue]  # a step without a preview keeps the last one
+    chat = list(_event_fn(demo, "chat")("hi", [], "", 2, 0.7, 0.9, 0))
+    assert [[i for i, v in enumerate(update) if is_skip(v)] for update in chat[1:-1]] == [[1], [1]]  # the message box
+    assert chat[-2][0][-1] == {"role": "assistant", "content": "ab"}
+    assert not any(is_skip(v) for update in list(_event_fn(demo, "text")("hi", "", 2, 0.7, 0.9, 0))[:-1] for v in update)
+
+    shown = Shown(a=1, b=None)
+    assert shown(b=2) == (1, 2) and shown(b=None) == (1, 2)
+    with pytest.raises(TypeError, match="not an output of this event: c"):
+        shown(c=3)
