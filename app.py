@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
     def gpu(fn):
         return fn
 
-from demo.gradio_import import skip_stub_writing
+from demo.gradio_import import defer_mcp, skip_stub_writing
 
 skip_stub_writing()  # before gradio is first imported: about 40 % off `import gradio` (demo/gradio_import.py)
 
@@ -218,9 +218,11 @@ def warm_up(pipelines: dict, quiet_s: float = 1.0) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    settings = parse_settings(argv)
+    if not settings.mcp:
+        defer_mcp()  # gradio is imported (just below) without the MCP SDK it would load for nothing
     from demo.app_ui import launch_kwargs
 
-    settings = parse_settings(argv)
     demo, pipelines = build_app(settings)
     auth = Login(*settings.auth.split(":", 1)) if settings.auth else None
     # One request at a time per event (each model serves one request at a time anyway), at most max_queue waiting.

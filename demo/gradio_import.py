@@ -1,4 +1,7 @@
-"""Import gradio without its type-stub writer: call `skip_stub_writing()` before gradio is first imported.
+"""Import gradio faster: call `skip_stub_writing()`, and `defer_mcp()` where no MCP server is wanted, before
+gradio is first imported.
+
+**The stub writer.**
 
 Gradio's `ComponentMeta` calls `gradio.component_meta.create_or_modify_pyi` for every component class it defines,
 its own ~80 included: each call reads the class's source, parses it with `ast`, renders the class's `.pyi` stub and
@@ -9,6 +12,12 @@ in two runs on this project's 2-core machine; see bench/bench.py's start-up time
 This module imports nothing from gradio itself. It installs an import hook that, right after
 `gradio.component_meta` has run and before any component class is made, replaces the stub writer with a no-op.
 A gradio without that function, or one already imported, is left exactly as it is.
+
+**The MCP SDK.** `gradio.mcp`'s `GradioMCPServer` imports the `mcp` SDK in its class body (inside a try/except
+ImportError, so that gradio works without it), which makes every `import gradio` load the SDK and its pydantic
+types: 1.2-1.8 s of a 5.2-5.4 s `import gradio` here, in two runs with a training beside them. An app started
+without `--mcp` never builds that class. `defer_mcp()` lets `gradio.mcp` run as if the SDK were absent, and
+then makes `GradioMCPServer(...)` fail with a message saying why instead of with a missing attribute.
 """
 
 import importlib.abc
@@ -43,4 +52,50 @@ def skip_stub_writing() -> bool:
         return False
     if not any(isinstance(finder, _SkipStubWriter) for finder in sys.meta_path):
         sys.meta_path.insert(0, _SkipStubWriter())
+    return True
+
+
+MCP_MODULE = "gradio.mcp"
+
+
+class _DeferMcp(importlib.abc.MetaPathFinder):
+    def __init__(self):
+        self.loading = False  # True while gradio.mcp's own code runs
+
+    def find_spec(self, name, path, target=None):
+        if self.loading and (name == "mcp" or name.startswith("mcp.")):
+            raise ImportError(f"{name} is deferred: this app was started without MCP (demo/gradio_import.py)")
+        if name != MCP_MODULE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            self.loading = True
+            try:
+                run(module)
+            finally:
+                self.loading = False
+                sys.meta_path.remove(self)
+            server = getattr(module, "GradioMCPServer", None)
+            if server is not None:
+                def refuse(*args, **kwargs):
+                    raise RuntimeError("gradio was imported without its MCP support (demo/gradio_import.defer_mcp): "
+                                       "start the app with --mcp (or MCP=1) to serve the endpoints as MCP tools")
+
+                server.__init__ = refuse
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def defer_mcp() -> bool:
+    """Import gradio without the MCP SDK, for an app that will not serve MCP; False if gradio.mcp is imported
+    already (too late to defer anything)."""
+    if MCP_MODULE in sys.modules:
+        return False
+    if not any(isinstance(finder, _DeferMcp) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _DeferMcp())
     return True

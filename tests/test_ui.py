@@ -115,6 +115,34 @@ print(component_meta.create_or_modify_pyi.__name__)
     assert out.stdout.strip() == "<lambda>"
 
 
+def test_gradio_imports_without_the_mcp_sdk_when_no_mcp_is_served():
+    """demo/gradio_import.defer_mcp, which app.py's main() calls when started without --mcp: `import gradio` loads no
+    MCP SDK, and an MCP server built anyway says how to get one. (With --mcp: test_app.py's MCP test.)"""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from demo.gradio_import import defer_mcp
+assert defer_mcp()
+import gradio as gr
+from gradio.mcp import GradioMCPServer
+assert not any(name == "mcp" or name.startswith("mcp.") for name in sys.modules), "the MCP SDK was imported"
+with gr.Blocks() as blocks:
+    box = gr.Textbox(label="x")
+    box.submit(lambda s: s, box, box)
+try:
+    GradioMCPServer(blocks)
+except RuntimeError as exc:
+    print(exc)
+assert not defer_mcp()  # already imported: says so
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "start the app with --mcp" in out.stdout
+
+
 def _event_fn(demo, api_name):
     return next(f.fn for f in demo.fns.values() if f.api_name == api_name)
 
