@@ -64,7 +64,8 @@ def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None,
             if isinstance(item, Step):
                 if item.preview is not None:
                     shown.append(item)
-                yield screen(image=item.preview, progress=progress_html(item))  # a step without a preview keeps the last
+                # A step without a preview (a busy batch previews every few steps) keeps the last one on screen.
+                yield screen(image=item.preview, progress=progress_html(item))
             else:
                 last = item.steps[-1] if item.steps else None
                 gallery_items = [(s.preview, f"step {s.index}") for s in evenly(shown, 8)]

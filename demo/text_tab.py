@@ -3,8 +3,8 @@ for every token. `/chat` is the chat (history in, history out); `/text` stays th
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, candidates_label, guarded, model_line, progress_html, seed_input,
-                     validator)
+from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, candidates_label, guarded, model_line, progress_html,
+                     seed_input, validator)
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -83,7 +83,8 @@ def build(stream, info: dict, check=None, concurrency: int = 1) -> None:
         screen = Shown(output="", progress=progress_html(None, label="token"), candidates=None, coloured=None)
         for item in stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed)):
             if isinstance(item, Step):
-                yield screen(output=item.preview, progress=progress_html(item, label="token"), candidates=candidates_label(item))
+                yield screen(output=item.preview, progress=progress_html(item, label="token"),
+                             candidates=candidates_label(item))
             else:
                 last = item.steps[-1] if item.steps else None
                 yield (item.text, progress_html(last, label="token", done=True, seconds=item.seconds), candidates_label(last),
@@ -95,8 +96,9 @@ def build(stream, info: dict, check=None, concurrency: int = 1) -> None:
         reply, inspector, tokens); the message moves into the chat at once, so it is never lost."""
         earlier = plain_history(history)
         asked = [*earlier, {"role": "user", "content": prompt}]
+        # The message moves into the chat; the box empties; the last reply's colours and inspector go.
         yield (asked + [{"role": "assistant", "content": "…"}], "", progress_html(None, label="token"),
-               gr.Label(None, label=LATEST), None, gr.Slider(visible=False), [])  # last reply's colours and inspector go
+               gr.Label(None, label=LATEST), None, gr.Slider(visible=False), [])
         # From here the message box is skipped (the user may be typing the next message); the hidden inspector's
         # value is only read on release, so a plain 1 keeps it as it is.
         screen = Shown(chat=None, prompt=gr.skip(), progress=None, candidates=None, coloured=None, inspect=1, tokens=[])

@@ -82,8 +82,9 @@ class Shown:
     (None clears last run's result). A step names only what it changes; a change of None leaves that
     output as it is (a step without a preview). The rest is sent again as it stands rather than as
     gr.skip(): Gradio 6.31 meets every gr.skip() aimed at a component by building a new instance of
-    it and its config, JSON schema included, under the GIL. With 8 images at once, or a chat reply
-    that skipped four outputs a token, that cost more than the model (bench/bench.py, "skip_vs_value").
+    it and its config, JSON schema included, under the GIL: an update of (image, HTML, gallery) took
+    Gradio 12.3 ms with the image and gallery skipped and 4.2 ms with their values (bench/bench.py's
+    `bench_gradio_updates`); at 8 images at once, or a token a step, that is the model's own scale.
     A value sent again is postprocessed (cheap: text, an HTML bar, a small PNG already in the cache)
     and streams as an empty diff. Keep gr.skip() as the blank of an input the user may be typing
     into: a value sent again would overwrite what they typed."""

@@ -2,8 +2,8 @@
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, guarded, load_settings, missing_box, model_line, progress_html,
-                     seed_input, validator, vocabulary_note)
+from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, guarded, load_settings, missing_box, model_line,
+                     progress_html, seed_input, validator, vocabulary_note)
 from pipelines.base import Step
 
 EXAMPLES = [

@@ -183,7 +183,8 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
     chat = list(_event_fn(demo, "chat")("hi", [], "", 2, 0.7, 0.9, 0))
     assert [[i for i, v in enumerate(update) if is_skip(v)] for update in chat[1:-1]] == [[1], [1]]  # the message box
     assert chat[-2][0][-1] == {"role": "assistant", "content": "ab"}
-    assert not any(is_skip(v) for update in list(_event_fn(demo, "text")("hi", "", 2, 0.7, 0.9, 0))[:-1] for v in update)
+    text_steps = list(_event_fn(demo, "text")("hi", "", 2, 0.7, 0.9, 0))[:-1]
+    assert not any(is_skip(v) for update in text_steps for v in update)
 
     shown = Shown(a=1, b=None)
     assert shown(b=2) == (1, 2) and shown(b=None) == (1, 2)
