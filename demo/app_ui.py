@@ -1,5 +1,7 @@
 """Builds the tabbed Blocks from the callables app.py hands over. Never imports torch."""
 
+import os
+
 import gradio as gr
 
 from demo import (audio_tab, differences_tab, image_tab, text_diffusion_tab, text_tab, translate_tab,
@@ -14,10 +16,19 @@ answer starts masked and is refined in parallel, several words per step, in any 
 as they happen."""
 
 
+def telemetry(env: dict | None = None) -> bool:
+    """Whether Gradio may send its usage telemetry and check for a newer version, two calls to Hugging Face from
+    threads at start-up: only with GRADIO_ANALYTICS_ENABLED=True (Gradio's own default is on). This app runs
+    offline by default, where those calls cannot succeed and only cost start-up time: their TLS set-up alone was
+    about 5 % of `python app.py` to the UI here (py-spy)."""
+    env = os.environ if env is None else env
+    return env.get("GRADIO_ANALYTICS_ENABLED", "").lower() in ("1", "true", "yes")
+
+
 def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
     """`backend` holds, per tab, the keyword arguments of that tab module's `build` (see app.py)."""
     # Gradio's cache of outputs: files older than an hour go, checked every ten minutes.
-    with gr.Blocks(title="Diffusion vs LLM, live", delete_cache=(600, 3600)) as demo:
+    with gr.Blocks(title="Diffusion vs LLM, live", delete_cache=(600, 3600), analytics_enabled=telemetry()) as demo:
         with gr.Row():
             gr.Markdown(HEADER + f"\n\nPreset: **{preset}**")
             # On a hosted Space: a link that reopens the app with this tab's inputs and results (README: Sharing).

@@ -362,3 +362,8 @@ def test_thirty_wrong_passwords_lock_the_login():
         assert login("secret").status_code == 400
     finally:
         demo.close()
+
+
+def test_the_app_sends_no_telemetry_unless_asked(bundled):
+    """Gradio's telemetry and version check are off (demo/app_ui.telemetry): the app runs offline by default."""
+    assert bundled[0].analytics_enabled is False

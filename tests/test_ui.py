@@ -143,6 +143,13 @@ assert not defer_mcp()  # already imported: says so
     assert "start the app with --mcp" in out.stdout
 
 
+def test_gradio_telemetry_is_off_unless_asked_for():
+    from demo.app_ui import telemetry
+
+    assert not telemetry({}) and not telemetry({"GRADIO_ANALYTICS_ENABLED": "False"})
+    assert telemetry({"GRADIO_ANALYTICS_ENABLED": "True"})
+
+
 def _event_fn(demo, api_name):
     return next(f.fn for f in demo.fns.values() if f.api_name == api_name)
 
