@@ -19,8 +19,9 @@ as they happen."""
 def telemetry(env: dict | None = None) -> bool:
     """Whether Gradio may send its usage telemetry and check for a newer version, two calls to Hugging Face from
     threads at start-up: only with GRADIO_ANALYTICS_ENABLED=True (Gradio's own default is on). This app runs
-    offline by default, where those calls cannot succeed and only cost start-up time: their TLS set-up alone was
-    about 5 % of `python app.py` to the UI here (py-spy)."""
+    offline by default, where those calls cannot succeed. (They do not slow the start measurably: the UI answered
+    in a median 5.18 s with them and 5.19 s without, four runs each, though py-spy saw their TLS set-up take
+    about 5 % of the start's samples.)"""
     env = os.environ if env is None else env
     return env.get("GRADIO_ANALYTICS_ENABLED", "").lower() in ("1", "true", "yes")
 
