@@ -22,7 +22,6 @@ object's latent pixels weighted up, as for the image model.
 """
 
 import argparse
-import copy
 import json
 import os
 import random
