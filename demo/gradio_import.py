@@ -24,51 +24,23 @@ import importlib.abc
 import importlib.machinery
 import sys
 
-MODULE = "gradio.component_meta"
 
+class _OnImport(importlib.abc.MetaPathFinder):
+    """When `module` is first imported: run its code, refusing imports of the package `blocked` meanwhile (the
+    module's own try/except ImportError then takes its path for a missing package), then call `after(module)`.
+    One use: it leaves sys.meta_path once the module has run."""
 
-class _SkipStubWriter(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != MODULE:
-            return None
-        sys.meta_path.remove(self)  # once is enough
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            if hasattr(module, "create_or_modify_pyi"):
-                module.create_or_modify_pyi = lambda *args, **kwargs: None
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-def skip_stub_writing() -> bool:
-    """Install the hook; False if gradio was imported already (too late to skip anything)."""
-    if MODULE in sys.modules:
-        return False
-    if not any(isinstance(finder, _SkipStubWriter) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _SkipStubWriter())
-    return True
-
-
-MCP_MODULE = "gradio.mcp"
-
-
-class _DeferMcp(importlib.abc.MetaPathFinder):
-    def __init__(self):
-        self.loading = False  # True while gradio.mcp's own code runs
+    def __init__(self, module: str, after, blocked: str | None = None):
+        self.module, self.after, self.blocked, self.loading = module, after, blocked, False
 
     def find_spec(self, name, path, target=None):
-        if self.loading and (name == "mcp" or name.startswith("mcp.")):
-            raise ImportError(f"{name} is deferred: this app was started without MCP (demo/gradio_import.py)")
-        if name != MCP_MODULE:
+        if self.loading and self.blocked and (name == self.blocked or name.startswith(self.blocked + ".")):
+            raise ImportError(f"{name} is deferred: this app was started without it (demo/gradio_import.py)")
+        if name != self.module:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or spec.loader is None:
+            sys.meta_path.remove(self)
             return spec
         run = spec.loader.exec_module
 
@@ -79,23 +51,44 @@ class _DeferMcp(importlib.abc.MetaPathFinder):
             finally:
                 self.loading = False
                 sys.meta_path.remove(self)
-            server = getattr(module, "GradioMCPServer", None)
-            if server is not None:
-                def refuse(*args, **kwargs):
-                    raise RuntimeError("gradio was imported without its MCP support (demo/gradio_import.defer_mcp): "
-                                       "start the app with --mcp (or MCP=1) to serve the endpoints as MCP tools")
-
-                server.__init__ = refuse
+            self.after(module)
 
         spec.loader.exec_module = exec_module
         return spec
 
 
+def _install(module: str, after, blocked: str | None = None) -> bool:
+    """Put an `_OnImport` hook for `module` first in line; False if `module` is imported already (too late)."""
+    if module in sys.modules:
+        return False
+    if not any(isinstance(finder, _OnImport) and finder.module == module for finder in sys.meta_path):
+        sys.meta_path.insert(0, _OnImport(module, after, blocked))
+    return True
+
+
+def _no_stub_writer(module) -> None:
+    if hasattr(module, "create_or_modify_pyi"):
+        module.create_or_modify_pyi = lambda *args, **kwargs: None
+
+
+def skip_stub_writing() -> bool:
+    """Install the hook; False if gradio was imported already (too late to skip anything)."""
+    return _install("gradio.component_meta", _no_stub_writer)
+
+
+def _refuse_mcp_servers(module) -> None:
+    server = getattr(module, "GradioMCPServer", None)
+    if server is None:
+        return
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("gradio was imported without its MCP support (demo/gradio_import.defer_mcp): "
+                           "start the app with --mcp (or MCP=1) to serve the endpoints as MCP tools")
+
+    server.__init__ = refuse
+
+
 def defer_mcp() -> bool:
     """Import gradio without the MCP SDK, for an app that will not serve MCP; False if gradio.mcp is imported
     already (too late to defer anything)."""
-    if MCP_MODULE in sys.modules:
-        return False
-    if not any(isinstance(finder, _DeferMcp) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _DeferMcp())
-    return True
+    return _install("gradio.mcp", _refuse_mcp_servers, blocked="mcp")

@@ -91,11 +91,19 @@ def test_the_chat_examples_are_headed_by_short_names():
     assert headers == [["Message", "System prompt"]]
 
 
-def test_gradio_imports_without_its_stub_writer_and_still_works():
-    """demo/gradio_import.py: gradio's per-component .pyi writer is skipped; components and events work as before."""
+def _fresh_python(code: str) -> str:
+    """Run `code` in a new interpreter at the repository root (gradio not yet imported); its stdout."""
     import subprocess
     import sys
 
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_gradio_imports_without_its_stub_writer_and_still_works():
+    """demo/gradio_import.py: gradio's per-component .pyi writer is skipped; components and events work as before."""
     code = """
 import sys
 from demo.gradio_import import skip_stub_writing
@@ -109,18 +117,12 @@ with gr.Blocks() as blocks:
 assert blocks.config["components"] and not skip_stub_writing()  # already imported: says so
 print(component_meta.create_or_modify_pyi.__name__)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "<lambda>"
+    assert _fresh_python(code).strip() == "<lambda>"
 
 
 def test_gradio_imports_without_the_mcp_sdk_when_no_mcp_is_served():
     """demo/gradio_import.defer_mcp, which app.py's main() calls when started without --mcp: `import gradio` loads no
     MCP SDK, and an MCP server built anyway says how to get one. (With --mcp: test_app.py's MCP test.)"""
-    import subprocess
-    import sys
-
     code = """
 import sys
 from demo.gradio_import import defer_mcp
@@ -137,10 +139,7 @@ except RuntimeError as exc:
     print(exc)
 assert not defer_mcp()  # already imported: says so
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "start the app with --mcp" in out.stdout
+    assert "start the app with --mcp" in _fresh_python(code)
 
 
 def test_gradio_telemetry_is_off_unless_asked_for():
