@@ -27,9 +27,10 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
     def gpu(fn):
         return fn
 
-from demo.gradio_import import defer_mcp, skip_stub_writing
+from demo.gradio_import import defer_mcp, defer_pandas, skip_stub_writing
 
 skip_stub_writing()  # before gradio is first imported: about 40 % off `import gradio` (demo/gradio_import.py)
+defer_pandas()  # gradio imports it everywhere and uses it only in requests: it loads on first use
 
 from pipelines.audio import render_clip
 from pipelines.base import ACTIVITY, LOAD_LOCK
@@ -179,7 +180,7 @@ def build_app(settings: Settings):
     from demo.app_ui import build_demo
 
     pipelines = build_pipelines(settings.preset, settings.overrides, settings.device, backends_of(settings))
-    return build_demo(make_backend(pipelines), settings.preset), pipelines
+    return build_demo(make_backend(pipelines), settings.preset, settings.max_queue), pipelines
 
 
 def backends_of(settings: Settings) -> dict:
@@ -198,9 +199,9 @@ def backend_for_tab(tab: str) -> dict:
 
 def warm_up(pipelines: dict, quiet_s: float = 1.0) -> None:
     """Run once the UI is up, while the server answers: load the LLM (a fraction of a second on llama.cpp), then,
-    once no request has run for `quiet_s`, import torch and diffusers, which the app itself no longer imports at
-    start, so a first image does not wait for them. Imports hold the GIL: run beside a first reply, they slowed it
-    from about 1.5 s to 3.3 s (bench/bench.py)."""
+    once no request has run for `quiet_s`, import torch, diffusers and pandas, which the app itself no longer
+    imports at start, so a first image or plot does not wait for them. Imports hold the GIL: run beside a first
+    reply, they slowed it from about 1.5 s to 3.3 s (bench/bench.py)."""
     text = pipelines["text"]
     if not text.missing:
         try:
@@ -215,6 +216,9 @@ def warm_up(pipelines: dict, quiet_s: float = 1.0) -> None:
         import torch  # noqa: F401
 
         from pipelines import mel_diffusion  # noqa: F401
+    import pandas
+
+    pandas.DataFrame  # noqa: B018  (deferred at start, demo/gradio_import.py: the first attribute read imports it)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -225,10 +229,8 @@ def main(argv: list[str] | None = None) -> None:
 
     demo, pipelines = build_app(settings)
     auth = Login(*settings.auth.split(":", 1)) if settings.auth else None
-    # One request at a time per event (each model serves one request at a time anyway), at most max_queue waiting.
-    demo.queue(default_concurrency_limit=1, max_size=settings.max_queue).launch(
-        server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, mcp_server=settings.mcp,
-        prevent_thread_lock=True, **launch_kwargs())
+    demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth,
+                mcp_server=settings.mcp, prevent_thread_lock=True, **launch_kwargs())
     warm_up(pipelines)
     demo.block_thread()
 

@@ -1,8 +1,10 @@
 """Builds the tabbed Blocks from the callables app.py hands over. Never imports torch."""
 
+import contextlib
 import os
 
 import gradio as gr
+from gradio.routes import App
 
 from demo import (audio_tab, differences_tab, image_tab, text_diffusion_tab, text_tab, translate_tab,
                   understand_tab, video_tab)
@@ -26,8 +28,30 @@ def telemetry(env: dict | None = None) -> bool:
     return env.get("GRADIO_ANALYTICS_ENABLED", "").lower() in ("1", "true", "yes")
 
 
-def build_demo(backend: dict, preset: str = "bundled") -> gr.Blocks:
-    """`backend` holds, per tab, the keyword arguments of that tab module's `build` (see app.py)."""
+@contextlib.contextmanager
+def server_built_at_launch():
+    """Build no FastAPI app until `launch()`. Gradio 6.31 builds one (every route and its pydantic models: 0.2-0.3 s
+    each here) in `Blocks.__init__`, in `__exit__` and in `queue()`, and `launch()` builds the one it serves,
+    replacing them; the three before it were about a sixth of the app's start. Meanwhile `blocks.app` is None,
+    which nothing reads before `launch()`; a `launch()` or `queue()` after the block builds as usual."""
+    build = App.__dict__["create_app"]
+    App.create_app = staticmethod(lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        App.create_app = build
+
+
+def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = None) -> gr.Blocks:
+    """`backend` holds, per tab, the keyword arguments of that tab module's `build` (see app.py). The queue takes one
+    request at a time per event (each model serves one request at a time anyway), at most `max_queue` waiting
+    (None: no limit); a tab that batches sets its own concurrency."""
+    with server_built_at_launch():
+        demo = _blocks(backend, preset)
+        return demo.queue(default_concurrency_limit=1, max_size=max_queue)
+
+
+def _blocks(backend: dict, preset: str) -> gr.Blocks:
     # Gradio's cache of outputs: files older than an hour go, checked every ten minutes.
     with gr.Blocks(title="Diffusion vs LLM, live", delete_cache=(600, 3600), analytics_enabled=telemetry()) as demo:
         with gr.Row():

@@ -12,7 +12,7 @@ cost grows with. Each of the article's three differences links to the tab that s
 import html
 
 import gradio as gr
-import pandas as pd
+import pandas as pd  # on first use: demo/gradio_import.py defers it
 
 from demo.text_diffusion_tab import canvas_value
 from demo.ui import Radio, Shown, Slider, Textbox, candidates_label, guarded, seed_input, validator
@@ -57,7 +57,7 @@ COST_NOTE = ("**What grows with the output.** An LLM runs its network once per t
              "bigger. Measured live on this machine.")
 
 
-def seconds_frame(records: dict) -> pd.DataFrame:
+def seconds_frame(records: dict) -> "pd.DataFrame":
     """Per-step seconds of every lane, for a line plot."""
     names = {"diffusion": "image diffusion", "text_diffusion": "text diffusion", "llm": "LLM"}
     rows = [{"step": r["step"], "seconds": r["seconds"] or 0.0, "lane": names[lane]}
@@ -65,7 +65,7 @@ def seconds_frame(records: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "seconds", "lane"])
 
 
-def probability_frame(records: dict) -> pd.DataFrame:
+def probability_frame(records: dict) -> "pd.DataFrame":
     """The chosen token's probability at each LLM step."""
     rows = [{"step": r["step"], "probability": r["probability"], "token": r["token"]} for r in records.get("llm", [])]
     return pd.DataFrame(rows, columns=["step", "probability", "token"])

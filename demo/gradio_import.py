@@ -18,11 +18,21 @@ ImportError, so that gradio works without it), which makes every `import gradio`
 types: 1.2-1.8 s of a 5.2-5.4 s `import gradio` here, in two runs with a training beside them. An app started
 without `--mcp` never builds that class. `defer_mcp()` lets `gradio.mcp` run as if the SDK were absent, and
 then makes `GradioMCPServer(...)` fail with a message saying why instead of with a missing attribute.
+
+**pandas.** Gradio imports pandas in a dozen modules (`import pandas as pd` at their top) and uses it only inside
+functions: to postprocess a DataFrame or a plot's value, to cache examples. Building this app's UI never touches
+it, and importing it was about a tenth of the start (0.80-0.87 s alone here, beside a training run).
+`defer_pandas()` puts a stand-in module in its place that imports the real pandas the first time anything reads
+an attribute of it (a request that draws a plot, the warm-up once the UI answers), and from then on is it.
 """
 
+import importlib
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import sys
+import threading
+import types
 
 
 class _OnImport(importlib.abc.MetaPathFinder):
@@ -92,3 +102,43 @@ def defer_mcp() -> bool:
     """Import gradio without the MCP SDK, for an app that will not serve MCP; False if gradio.mcp is imported
     already (too late to defer anything)."""
     return _install("gradio.mcp", _refuse_mcp_servers, blocked="mcp")
+
+
+class _Deferred(types.ModuleType):
+    """Stands in `sys.modules` for a module not yet imported. `import name` hands it out like the real module (it
+    has the real spec, so the import system sees a finished module); the first attribute read that it lacks
+    imports the real module, copies its namespace in, and puts it in `sys.modules`. A submodule import reads
+    `__path__` first, so it loads the real one as well."""
+
+    def __init__(self, spec: importlib.machinery.ModuleSpec):
+        super().__init__(spec.name)
+        self.__spec__, self.__file__ = spec, spec.origin
+        object.__setattr__(self, "_lock", threading.RLock())
+
+    def __getattr__(self, attr: str):  # only for names not (yet) in the namespace
+        with object.__getattribute__(self, "_lock"):
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+                try:
+                    real = importlib.import_module(self.__name__)
+                except BaseException:
+                    sys.modules.setdefault(self.__name__, self)
+                    raise
+                self.__dict__.update(real.__dict__)
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def defer(module: str) -> bool:
+    """Import `module` on first use instead of where it is imported; False if it is imported already or missing."""
+    if module in sys.modules:
+        return False
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        return False
+    sys.modules[module] = _Deferred(spec)
+    return True
+
+
+def defer_pandas() -> bool:
+    """pandas loads on first use rather than with gradio; False if it is imported already."""
+    return defer("pandas")

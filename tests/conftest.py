@@ -193,8 +193,7 @@ def bundled():
     from demo.app_ui import launch_kwargs
 
     demo, pipelines = build_app(Settings(preset="bundled", device="cpu"))
-    demo.queue(default_concurrency_limit=1).launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None,
-                                                   quiet=True, **launch_kwargs())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_kwargs())
     yield demo, pipelines
     demo.close()
 

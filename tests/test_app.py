@@ -243,7 +243,7 @@ def test_mcp_serves_the_endpoints_as_tools(bundled):
     from demo.app_ui import launch_kwargs
 
     demo, _ = build_app(Settings(preset="bundled", device="cpu", mcp=True))
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                         mcp_server=True, **launch_kwargs())
 
     async def tools():
@@ -327,9 +327,8 @@ def test_a_full_queue_refuses_at_once(tiny_sd, tiny_llm):
     from demo.app_ui import launch_kwargs
 
     assert parse_settings(["--max-queue", "3"]).max_queue == 3 and parse_settings([], env={"MAX_QUEUE": "5"}).max_queue == 5
-    demo, _ = build_app(Settings(device="cpu", overrides={"image_model": tiny_sd, "text_model": tiny_llm}))
-    demo.queue(default_concurrency_limit=1, max_size=1).launch(prevent_thread_lock=True, server_name="127.0.0.1",
-                                                               server_port=None, quiet=True, **launch_kwargs())
+    demo, _ = build_app(Settings(device="cpu", overrides={"image_model": tiny_sd, "text_model": tiny_llm}, max_queue=1))
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_kwargs())
     try:
         client = Client(demo.local_url, verbose=False)
         args = dict(prompt="hello", system_prompt="", max_new_tokens=200, temperature=1.0, top_p=1.0, seed=0, api_name="/text")
@@ -353,7 +352,7 @@ def test_thirty_wrong_passwords_lock_the_login():
     from demo.app_ui import launch_kwargs
 
     demo, _ = build_app(Settings(device="cpu"))
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                         auth=Login("me", "secret"), **launch_kwargs())
     try:
         login = lambda password: httpx.post(f"{demo.local_url}login", data={"username": "me", "password": password})  # noqa: E731

@@ -201,8 +201,7 @@ def test_a_front_end_app_serves_through_its_remotes(bundled, llm_server, local_l
     settings = Settings(preset="bundled", device="cpu", backends={"text_backend": llm_server, "image_backend":
                                                                    bundled[0].local_url, "audio_backend": down})
     demo, _ = build_app(settings)
-    demo.queue(default_concurrency_limit=1).launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
-                                                   **launch_kwargs())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_kwargs())
     try:
         client = Client(demo.local_url, verbose=False)
         with pytest.raises(Exception, match=f"audio backend at {down}"):

@@ -142,6 +142,32 @@ assert not defer_mcp()  # already imported: says so
     assert "start the app with --mcp" in _fresh_python(code)
 
 
+def test_the_app_builds_without_pandas_or_a_server_and_both_come_on_first_use():
+    """demo/gradio_import.defer_pandas and app_ui.server_built_at_launch (start-up: README, #16): building the whole
+    app loads no pandas and builds no FastAPI app; a plot's DataFrame then works, and the app serves after launch."""
+    code = """
+import sys, urllib.request
+import app
+import pandas
+from gradio.routes import App
+settings = app.parse_settings(["--max-queue", "7"])
+demo, _ = app.build_app(settings)
+assert "pandas.core" not in sys.modules and type(pandas).__name__ == "_Deferred", "pandas was imported"
+assert demo.app is None and demo._queue.max_size == 7
+assert App.create_app(demo) is not None  # the build is back once the UI is built
+from demo.differences_tab import seconds_frame
+import gradio as gr
+frame = seconds_frame({"llm": [{"step": 1, "seconds": 0.5}]})
+assert list(frame.columns) == ["step", "seconds", "lane"] and type(sys.modules["pandas"]).__name__ == "module"
+assert gr.LinePlot(x="step", y="seconds").postprocess(frame) is not None
+demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+with urllib.request.urlopen(demo.local_url, timeout=30) as r:
+    print("served", r.status)
+demo.close()
+"""
+    assert "served 200" in _fresh_python(code)
+
+
 def test_gradio_telemetry_is_off_unless_asked_for():
     from demo.app_ui import telemetry
 
