@@ -7,6 +7,9 @@ from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, evenly, guarded, lo
 from pipelines.base import Step, output_path
 
 EXAMPLES = [  # all within the bundled model's vocabulary; Hub models understand them too
+    ["a voice saying seven", ""],
+    ["a rising scale", ""],
+    ["a falling scale with a slow drum beat", ""],
     ["a rising siren", ""],
     ["a fast drum beat", ""],
     ["a low tone and rain", ""],

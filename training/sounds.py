@@ -47,6 +47,8 @@ RATES = (140, 180)
 PITCHES = (40, 60)
 SPEECH_START_S = (0.08, 0.16)  # a word starts here: in a fixed place the model learns its shape, not where it falls
 MAJOR = (0, 2, 4, 5, 7, 9, 11, 12)  # semitones of a major scale, root to octave
+SCALE_SPACING_S = 0.243  # a note every 243 ms: eight fill the clip
+SCALE_START_S = (0.04, 0.06)  # the first note starts here, after enough silence to read as an onset
 
 
 def _t(n: int) -> np.ndarray:
@@ -118,20 +120,23 @@ def speak(word: str, voice: str = "en-us", rate: int = 160, pitch: int = 50) -> 
 
 
 def _scale(n: int, rng: random.Random, rising: bool) -> np.ndarray:
-    """Eight plucked notes of a major scale, evenly spaced, each dying away well before the next starts:
+    """Eight plucked notes of a major scale at one steady tempo, each dying away well before the next starts:
     a note sounds for 0.6 of the spacing and the rest is silence, a gap deep and long enough (about
-    100 ms) that the model learns separate notes rather than a stepped glide."""
+    100 ms) that the model learns separate notes rather than a stepped glide. The notes are pure tones (a
+    harmonic an octave up, blurred by a small model, read louder than the note) and fall on a near-fixed
+    grid (as a word starts in SPEECH_START_S): where the notes go is then one shape to learn, and the
+    model's capacity goes into the pitches and the gaps."""
     root = rng.uniform(440, 660)
     steps = MAJOR if rising else MAJOR[::-1]
-    spacing = n / SAMPLE_RATE / 8 * rng.uniform(0.9, 1.0)
-    start = rng.uniform(0.0, n / SAMPLE_RATE - 8 * spacing)
+    spacing = SCALE_SPACING_S
+    start = rng.uniform(*SCALE_START_S)
     x = np.zeros(n)
     length = int(spacing * 0.6 * SAMPLE_RATE)
     t = _t(length)
     env = np.minimum(1, t / 0.005) * np.exp(-t / (spacing * 0.18))
     for k, semitones in enumerate(steps):
         i = int((start + k * spacing) * SAMPLE_RATE)
-        seg = (_tone(root * 2 ** (semitones / 12), length, rng, harmonics=2) * env)[: n - i]
+        seg = (_tone(root * 2 ** (semitones / 12), length, rng, harmonics=1) * env)[: n - i]
         x[i:i + len(seg)] += seg
     return x
 
@@ -203,7 +208,7 @@ class SoundScene:
 
 # One sound alone is drawn by these weights: a scale's eight notes and their order take more learning than a tone
 # (at 2x, a 2400-step run learned the order but blurred the gaps between notes).
-SOUND_WEIGHTS = tuple(3.0 if "scale" in name else 1.0 for name in SOUNDS)
+SOUND_WEIGHTS = tuple(4.0 if "scale" in name else 1.0 for name in SOUNDS)
 
 
 def random_scene(rng: random.Random, mix: float = 0.15, speech: float = 0.5) -> SoundScene:

@@ -1,6 +1,6 @@
 """Train the bundled text-to-audio model (models/tiny-sounds-audio) on procedural sounds, on the CPU.
 
-    python training/train_audio.py            # about 80 min on 2 cores (2 s per step measured); seeded
+    python training/train_audio.py            # 85-93 min on 2 cores (2.1-2.3 s a step measured); seeded
 
 It makes a `MelDiffusionPipeline` folder (pipelines/audio.py): AudioLDM's recipe without the VAE.
 1. Render captioned 2-second clips (training/sounds.py) and turn each into a scaled log-mel
