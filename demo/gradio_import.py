@@ -21,9 +21,10 @@ then makes `GradioMCPServer(...)` fail with a message saying why instead of with
 
 **pandas.** Gradio imports pandas in a dozen modules (`import pandas as pd` at their top) and uses it only inside
 functions: to postprocess a DataFrame or a plot's value, to cache examples. Building this app's UI never touches
-it, and importing it was about a tenth of the start (0.80-0.87 s alone here, beside a training run).
-`defer_pandas()` puts a stand-in module in its place that imports the real pandas the first time anything reads
-an attribute of it (a request that draws a plot, the warm-up once the UI answers), and from then on is it.
+it, and importing it took 0.80-0.87 s by itself here (beside a training run): about a tenth of the start.
+`defer_pandas()` puts a stand-in module in its place. The first time anything reads an attribute of it (a request
+that draws a plot, or app.py's warm-up once the UI answers), it imports the real pandas, which from then on is
+what `import pandas` gives.
 """
 
 import importlib

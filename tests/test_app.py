@@ -243,8 +243,8 @@ def test_mcp_serves_the_endpoints_as_tools(bundled):
     from demo.app_ui import launch_kwargs
 
     demo, _ = build_app(Settings(preset="bundled", device="cpu", mcp=True))
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
-                        mcp_server=True, **launch_kwargs())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, mcp_server=True,
+                **launch_kwargs())
 
     async def tools():
         async with streamablehttp_client(f"{demo.local_url}gradio_api/mcp/") as (read, write, _):
@@ -353,7 +353,7 @@ def test_thirty_wrong_passwords_lock_the_login():
 
     demo, _ = build_app(Settings(device="cpu"))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
-                        auth=Login("me", "secret"), **launch_kwargs())
+                auth=Login("me", "secret"), **launch_kwargs())
     try:
         login = lambda password: httpx.post(f"{demo.local_url}login", data={"username": "me", "password": password})  # noqa: E731
         assert login("secret").status_code == 200
