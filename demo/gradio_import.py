@@ -113,11 +113,10 @@ class _Deferred(types.ModuleType):
 
     def __init__(self, spec: importlib.machinery.ModuleSpec):
         super().__init__(spec.name)
-        self.__spec__, self.__file__ = spec, spec.origin
-        object.__setattr__(self, "_lock", threading.RLock())
+        self.__spec__, self.__file__, self._lock = spec, spec.origin, threading.RLock()
 
     def __getattr__(self, attr: str):  # only for names not (yet) in the namespace
-        with object.__getattribute__(self, "_lock"):
+        with self._lock:
             if sys.modules.get(self.__name__) is self:
                 del sys.modules[self.__name__]
                 try:
