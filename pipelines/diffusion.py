@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import contextlib
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -241,11 +242,19 @@ class DiffusionBatcher:
     `run_batch(requests)` runs on the batcher's own thread, under the model's lock, and sets each request's result or
     error. Each request keeps its own seed, previews and cancel: `submit` returns as soon as its consumer stops, and
     a batch whose consumers have all stopped is interrupted. Requests that arrive while a batch runs wait for the
-    next one (a diffusion batch cannot take a newcomer mid-way: every member is at the same step)."""
+    next one (a diffusion batch cannot take a newcomer mid-way: every member is at the same step).
 
-    def __init__(self, run_batch: Callable[[list[Request]], None], lock: threading.Lock, max_batch: int = 8):
+    A batch starts once requests have stopped arriving for `gather_s` (at most `gather_max_s` after the first), or
+    when it is full. Eight requests sent at once through the server reached the batcher 13 ms apart: started on the
+    first, they ran as a batch of one and then one of seven (12.7 s for the eight, against 9.4-10.5 s as one batch;
+    in-process, 2.0-2.2x the throughput of eight in turn against 3.0x). A request alone waits `gather_s` more."""
+
+    def __init__(self, run_batch: Callable[[list[Request]], None], lock: threading.Lock, max_batch: int = 8,
+                 gather_s: float = 0.05, gather_max_s: float = 0.25):
         self.run_batch, self.lock, self.max_batch = run_batch, lock, max_batch
+        self.gather_s, self.gather_max_s = gather_s, gather_max_s
         self.queue: list[Request] = []
+        self.last_arrival = 0.0  # time.monotonic() of the latest submit
         self.cv = threading.Condition()
         self.thread: threading.Thread | None = None
 
@@ -254,6 +263,7 @@ class DiffusionBatcher:
         request = Request(key, args, emit)
         with self.cv:
             self.queue.append(request)
+            self.last_arrival = time.monotonic()
             if self.thread is None:
                 self.thread = threading.Thread(target=self._loop, daemon=True, name="diffusion-batcher")
                 self.thread.start()
@@ -271,6 +281,7 @@ class DiffusionBatcher:
             with self.cv:
                 while not self.queue:
                     self.cv.wait()
+                self._gather()
             with self.lock:  # the model is free: take what has queued meanwhile (the oldest request's settings)
                 with self.cv:
                     key = self.queue[0].key
@@ -285,3 +296,13 @@ class DiffusionBatcher:
                 finally:
                     for r in batch:
                         r.done.set()
+
+    def _gather(self) -> None:
+        """Wait (holding `cv`) while requests with the oldest one's settings are still arriving and the batch has room."""
+        first = time.monotonic()
+        while sum(r.key == self.queue[0].key for r in self.queue) < self.max_batch:
+            now = time.monotonic()
+            left = min(self.last_arrival + self.gather_s, first + self.gather_max_s) - now
+            if left <= 0:
+                return
+            self.cv.wait(left)

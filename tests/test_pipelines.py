@@ -116,6 +116,26 @@ def test_concurrent_images_are_one_batch_each_with_its_own_seed_previews_and_can
     assert "Seed: 2" in outs[2].recipe and "Negative prompt: blue" in outs[2].recipe
 
 
+def test_requests_arriving_a_few_ms_apart_on_an_idle_model_are_one_batch(image):
+    """Users pressing Generate at once reach the batcher tens of milliseconds apart through the server: the first
+    must not start alone (a batch of one, then one of the rest, measured a third slower through the server)."""
+    import threading
+
+    sizes, run = [], image.batcher.run_batch
+    image.batcher.run_batch = lambda batch: sizes.append(len(batch)) or run(batch)
+    try:
+        threads = [threading.Thread(target=final, args=(image.stream("a red circle", "", 2, 3.0, seed, preview=False),))
+                   for seed in range(4)]
+        for t in threads:  # no lock held: the model is idle when the first arrives
+            t.start()
+            time.sleep(0.015)
+        for t in threads:
+            t.join(60)
+    finally:
+        image.batcher.run_batch = run
+    assert sizes == [4]
+
+
 def test_a_batch_spends_at_most_its_preview_share_decoding_previews(image, monkeypatch):
     """A batch's previews cost a decode per request: it decodes them only while decoding has taken at most
     BATCH_PREVIEW_SHARE of its time, always the first and last step's. A slow decoder shows it."""
