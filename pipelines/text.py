@@ -50,6 +50,9 @@ ENGINES = ("auto", "llama.cpp", "transformers")
 # cells they share: room for two of the longest requests (MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS) or many short ones.
 LLM_SLOTS = int(os.environ.get("LLM_SLOTS", "8"))
 BATCH_CONTEXT_TOKENS = 2 * (MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS)
+# The weight type llama.cpp runs a GGUF as (env LLAMA_CPP_WEIGHTS): re-rounded to this type once and cached (the
+# bundled Q4_1 batches far faster as Q8_0: see llm_engines.requantized), or "shipped" for the file as it is.
+LLAMA_CPP_WEIGHTS = os.environ.get("LLAMA_CPP_WEIGHTS", "Q8_0")
 
 
 def find_gguf(package: str) -> tuple[str, str] | None:
@@ -98,6 +101,17 @@ class TextPipeline:
             return found
         return resolve_path(self.spec.model_id), None
 
+    def llama_cpp_file(self) -> str:
+        """The GGUF file llama.cpp runs: the source's, as LLAMA_CPP_WEIGHTS says (made on first call; see
+        llm_engines.requantized). A llama.cpp server meant to give the same replies should load this file."""
+        from .llm_engines import requantized
+
+        path, gguf_file = self.source()
+        if not gguf_file:
+            raise RuntimeError(f"{self.spec.model_id} has no GGUF file for llama.cpp.")
+        gguf = str(Path(path) / gguf_file)
+        return gguf if LLAMA_CPP_WEIGHTS == "shipped" else requantized(gguf, LLAMA_CPP_WEIGHTS)
+
     def engine_name(self) -> str:
         """Which engine runs (or will run) this model."""
         if self._engine is not None:
@@ -121,8 +135,7 @@ class TextPipeline:
                                        f"{'no GGUF file' if not gguf_file else 'one, but the package is missing'}.")
                 from .llm_engines import LlamaCppBatcher, LlamaCppEngine
 
-                engine = LlamaCppEngine(str(Path(path) / gguf_file), n_ctx=MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS,
-                                        threads=max(1, THREADS_PER_REQUEST))
+                engine = LlamaCppEngine(self.llama_cpp_file(), n_ctx=MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS, threads=max(1, THREADS_PER_REQUEST))
                 if self.batched:
                     self.batcher = LlamaCppBatcher(engine, LLM_SLOTS, n_ctx=BATCH_CONTEXT_TOKENS,
                                                    threads_per_request=max(1, THREADS_PER_REQUEST))

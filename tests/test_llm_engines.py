@@ -20,6 +20,8 @@ def test_sampler_greedy_top_p_and_seed():
     logits = rng.normal(size=5000).astype(np.float32) * 3
     probs = distribution(logits, 0.8)
     assert abs(probs.sum() - 1) < 1e-9
+    exact = np.exp(logits.astype(np.float64) / 0.8 - logits.max() / 0.8)
+    np.testing.assert_allclose(probs, exact / exact.sum(), rtol=1e-5)  # float32 exponentials, float64 sums
     top = top_candidates(probs)
     assert [i for i, _ in top] == list(np.argsort(-probs)[:5]) and top[0][1] >= top[-1][1]
     assert sample(probs, 0.0, 0.9, rng) == int(np.argmax(probs))
@@ -66,7 +68,10 @@ def test_llama_cpp_engine_cache_is_consistent():
 @llama_cpp
 def test_llama_cpp_and_transformers_read_the_same_model():
     """The same GGUF on both engines: the same prompt tokens, the same next-token distribution (llama.cpp computes
-    on the Q4_1 blocks, transformers on their float32 dequantisation, so they agree to a few hundredths)."""
+    on 8-bit blocks re-rounded from the Q4_1 ones, transformers on their float32 dequantisation, so they agree to a
+    few hundredths: the same top-3, in an order that swaps where two are that close. bench/llm_weights.py measures
+    it: the same likeliest token at 126 of 130 positions, and the top-3 in the same order at 98; 125 and 96 for
+    the Q4_1 file as shipped)."""
     fast = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
     slow = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="transformers")
     assert fast.info["engine"] == "llama.cpp" and slow.info["engine"] == "transformers"
@@ -77,7 +82,7 @@ def test_llama_cpp_and_transformers_read_the_same_model():
     b = final(slow.stream("Name three colours, please.", max_new_tokens=8, temperature=0.0, history=history))
     first_a, first_b = a.steps[0].info, b.steps[0].info
     assert first_a["token_id"] == first_b["token_id"]
-    assert [c["token_id"] for c in first_a["candidates"][:3]] == [c["token_id"] for c in first_b["candidates"][:3]]
+    assert {c["token_id"] for c in first_a["candidates"][:3]} == {c["token_id"] for c in first_b["candidates"][:3]}
     assert [c["token"] for c in first_a["candidates"]] == [slow.engine.piece(c["token_id"]) for c in first_a["candidates"]]
     assert fast.engine.token_spans("Hello, Zoë!") == slow.engine.token_spans("Hello, Zoë!")  # keywords' offsets
     assert abs(first_a["probability"] - first_b["probability"]) < 0.05
