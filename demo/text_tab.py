@@ -3,8 +3,8 @@ for every token. `/chat` is the chat (history in, history out); `/text` stays th
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, candidates_label, guarded, model_line, progress_html,
-                     seed_input, validator)
+from demo.ui import (RANDOM_SEED_JS, TOKEN_STREAMS, Shown, Slider, Textbox, candidates_label, guarded, model_line,
+                     progress_html, seed_input, validator)
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -81,7 +81,8 @@ def build(stream, info: dict, check=None, concurrency: int = 1) -> None:
     def text_fn(prompt, system_prompt, max_new_tokens, temperature, top_p, seed):
         """Generate text; yields (text so far, progress, candidates of the latest token)."""
         screen = Shown(output="", progress=progress_html(None, label="token"), candidates=None, coloured=None)
-        for item in stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed)):
+        for item in TOKEN_STREAMS(stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p),
+                                         int(seed))):
             if isinstance(item, Step):
                 yield screen(output=item.preview, progress=progress_html(item, label="token"),
                              candidates=candidates_label(item))
@@ -102,8 +103,8 @@ def build(stream, info: dict, check=None, concurrency: int = 1) -> None:
         # From here the message box is skipped (the user may be typing the next message); the hidden inspector's
         # value is only read on release, so a plain 1 keeps it as it is.
         screen = Shown(chat=None, prompt=gr.skip(), progress=None, candidates=None, coloured=None, inspect=1, tokens=[])
-        for item in stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed),
-                           history=earlier):
+        for item in TOKEN_STREAMS(stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p),
+                                         int(seed), history=earlier)):
             if isinstance(item, Step):
                 yield screen(chat=asked + [{"role": "assistant", "content": item.preview}],
                              progress=progress_html(item, label="token"), candidates=candidates_label(item))

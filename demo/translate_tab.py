@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from demo.ui import Textbox, guarded, model_line, progress_html, validator
+from demo.ui import TOKEN_STREAMS, Textbox, guarded, model_line, progress_html, validator
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -31,7 +31,7 @@ def build(translate, info: dict, languages: list[str], check=None, concurrency: 
     @guarded
     def translate_fn(text, source_language, target_language):
         """Translate; yields (translation so far, progress)."""
-        for item in translate(text, source_language, target_language):
+        for item in TOKEN_STREAMS(translate(text, source_language, target_language)):
             if isinstance(item, Step):
                 yield item.preview, progress_html(item, label="token")
             else:

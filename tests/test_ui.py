@@ -182,6 +182,8 @@ def _event_fn(demo, api_name):
 def test_streaming_steps_resend_values_rather_than_skip_outputs():
     """A step names a value for every output (gr.skip() costs Gradio a new component and its schema each time),
     except the chat's message box, which the user may be typing the next message into."""
+    import time
+
     from PIL import Image
 
     from demo import image_tab, text_tab
@@ -202,7 +204,9 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
         steps = [Step(k, 2, 0.1 * k, "ab"[:k], {"token": "ab"[k - 1], "probability": 0.5,
                                                 "candidates": [{"token": "ab"[k - 1], "probability": 0.5}]})
                  for k in (1, 2)]
-        yield from steps
+        for step in steps:
+            time.sleep(0.03)  # a token every 30 ms: slower than TOKEN_STREAMS' budget, so every step is shown
+            yield step
         yield TextOutput("ab", 0.2, steps)
 
     info = {"model_id": "m", "licence": "MIT", "defaults": {}, "limits": {}}
@@ -222,3 +226,36 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
     assert shown(b=2) == (1, 2) and shown(b=None) == (1, 2)
     with pytest.raises(TypeError, match="not an output of this event: c"):
         shown(c=3)
+
+
+def test_token_streams_share_an_update_budget_and_keep_their_first_step_and_output():
+    """One stream alone shows every step that comes slower than the budget allows; four at once each show fewer,
+    but still the first step and the final output; a stream closed early leaves the budget to the others."""
+    import threading
+    import time
+
+    from demo.ui import Pacer
+    from pipelines.base import Step
+
+    def tokens(n, gap_s=0.03):
+        for i in range(1, n + 1):
+            time.sleep(gap_s)
+            yield Step(index=i, total=n, elapsed=i * gap_s)
+        yield "output"
+
+    pace = Pacer(per_second=25)  # one stream: a step every 40 ms at most; four: every 160 ms
+    alone = list(pace(tokens(10, gap_s=0.05)))
+    assert [s.index for s in alone[:-1]] == list(range(1, 11)) and alone[-1] == "output"
+    shown = {}
+    threads = [threading.Thread(target=lambda k=k: shown.__setitem__(k, list(pace(tokens(20))))) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for items in shown.values():
+        steps = [s.index for s in items[:-1]]
+        assert steps[0] == 1 and items[-1] == "output" and 2 <= len(steps) <= 10, steps
+    early = pace(tokens(5))
+    next(early)
+    early.close()
+    assert pace.running == 0
