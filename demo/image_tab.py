@@ -2,8 +2,8 @@
 
 import gradio as gr
 
-from demo.ui import (RANDOM_SEED_JS, Shown, Slider, Textbox, evenly, guarded, load_settings, missing_box, model_line,
-                     progress_html, seed_input, validator, vocabulary_note)
+from demo.ui import (DIFFUSION_STREAMS, RANDOM_SEED_JS, Shown, Slider, Textbox, evenly, guarded, load_settings, missing_box,
+                     model_line, progress_html, seed_input, validator, vocabulary_note)
 from pipelines.base import Step
 
 EXAMPLES = [
@@ -59,8 +59,8 @@ def build(stream, info: dict, unknown_words=lambda prompt: [], read_recipe=None,
             gr.Warning(f"The bundled image model does not know: {', '.join(unknown)}. Those words are ignored.")
         shown: list[Step] = []
         screen = Shown(image=None, progress=progress_html(None), gallery=None)
-        for item in stream(prompt, negative_prompt, int(num_inference_steps), float(guidance_scale), int(seed),
-                           int(width), int(height), preview=bool(show_previews)):
+        for item in DIFFUSION_STREAMS(stream(prompt, negative_prompt, int(num_inference_steps), float(guidance_scale),
+                                             int(seed), int(width), int(height), preview=bool(show_previews))):
             if isinstance(item, Step):
                 if item.preview is not None:
                     shown.append(item)

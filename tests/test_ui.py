@@ -197,7 +197,9 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
 
     def image_stream(*args, preview=True):
         steps = [Step(1, 3, 0.1, red), Step(2, 3, 0.2, None), Step(3, 3, 0.3, blue)]  # step 2: no preview
-        yield from steps
+        for step in steps:
+            time.sleep(0.06)  # slower than DIFFUSION_STREAMS' budget for one image, so step 2 is shown too
+            yield step
         yield ImageOutput(blue, 0, 0.3, steps)
 
     def text_stream(prompt, *args, history=None):
@@ -259,3 +261,5 @@ def test_token_streams_share_an_update_budget_and_keep_their_first_step_and_outp
     next(early)
     early.close()
     assert pace.running == 0
+    odd = Pacer(per_second=1, always=lambda step: step.index % 2 == 1)  # one update a second, but odd steps always
+    assert [s.index for s in list(odd(tokens(6, gap_s=0.01)))[:-1]] == [1, 3, 5]
