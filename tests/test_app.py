@@ -327,17 +327,19 @@ def test_a_full_queue_refuses_at_once(tiny_sd, tiny_llm):
     from demo.app_ui import launch_kwargs
 
     assert parse_settings(["--max-queue", "3"]).max_queue == 3 and parse_settings([], env={"MAX_QUEUE": "5"}).max_queue == 5
-    demo, _ = build_app(Settings(device="cpu", overrides={"image_model": tiny_sd, "text_model": tiny_llm}, max_queue=1))
+    demo, pipelines = build_app(Settings(device="cpu", overrides={"image_model": tiny_sd, "text_model": tiny_llm}, max_queue=1))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_kwargs())
+    jobs = []
     try:
         client = Client(demo.local_url, verbose=False)
         args = dict(prompt="hello", system_prompt="", max_new_tokens=200, temperature=1.0, top_p=1.0, seed=0, api_name="/text")
-        jobs = [client.submit(**args) for _ in range(2)]  # one running, one waiting: the queue is full
-        time.sleep(1.0)
-        start = time.perf_counter()
-        with pytest.raises(QueueError, match="full"):
-            client.predict(**args)
-        assert time.perf_counter() - start < 2.0
+        with pipelines["text"].lock:  # the model busy: however soon a reply would end, the first stays running
+            jobs = [client.submit(**args) for _ in range(2)]  # one running, one waiting: the queue is full
+            time.sleep(1.0)
+            start = time.perf_counter()
+            with pytest.raises(QueueError, match="full"):
+                client.predict(**args)
+            assert time.perf_counter() - start < 2.0
     finally:
         for job in jobs:
             job.cancel()
