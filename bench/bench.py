@@ -35,7 +35,7 @@ from pipelines.audio import AudioPipeline  # noqa: E402
 from pipelines.base import THREADS_PER_REQUEST, final  # noqa: E402
 from pipelines.image import ImagePipeline  # noqa: E402
 from pipelines.registry import MODELS, get_spec, missing_message  # noqa: E402
-from pipelines.text import TextPipeline, has_llama_cpp  # noqa: E402
+from pipelines.text import LLAMA_CPP_WEIGHTS, TextPipeline, has_llama_cpp  # noqa: E402
 from pipelines.text_diffusion import TextDiffusionPipeline  # noqa: E402
 from pipelines.video import VideoPipeline  # noqa: E402
 
@@ -160,9 +160,11 @@ def bench_llm(repeats: int, tokens: int = 64) -> dict:
     """The bundled SmolLM2 (one Q4_1 GGUF file) on each engine: seconds to load, seconds to the first token of a
     fresh pipeline, and tokens/s of our stream (top-5 candidates on every step) against the engine's own call
     (greedy, no candidates), `tokens` tokens each. "transformers" dequantises the GGUF to float32 (the path
-    before llama.cpp, and the one without llama-cpp-python); "llama.cpp" runs the file as it is."""
+    before llama.cpp, and the one without llama-cpp-python); "llama.cpp" runs it as LLAMA_CPP_WEIGHTS says (re-rounded
+    to Q8_0 unless "shipped"; bench/llm_weights.py compares the two)."""
     prompt = "Write a long story about the sea, the wind and a lighthouse keeper."
-    results = {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF)", "tokens": tokens, "threads": THREADS_PER_REQUEST}
+    results = {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF)", "llama_cpp_weights": LLAMA_CPP_WEIGHTS, "tokens": tokens,
+               "threads": THREADS_PER_REQUEST}
     for name in ("transformers", "llama.cpp"):
         if name == "llama.cpp" and not has_llama_cpp():
             results[name] = {"skipped": "llama-cpp-python is not installed"}
