@@ -1,5 +1,6 @@
 """The Hub code paths (StableDiffusion, AudioLDM, AnimateDiff, a Llama-class LLM) on tiny models built from configs."""
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -71,13 +72,22 @@ def test_image_cancel_stops_the_denoising_loop(image):
     assert len(final(image.stream("a red circle", num_inference_steps=2, seed=1)).steps) == 2
 
 
+@contextlib.contextmanager
+def batch_sizes(model):
+    """The size of each batch `model`'s batcher runs meanwhile."""
+    sizes, run = [], model.batcher.run_batch
+    model.batcher.run_batch = lambda batch: sizes.append(len(batch)) or run(batch)
+    try:
+        yield sizes
+    finally:
+        model.batcher.run_batch = run
+
+
 def test_concurrent_images_are_one_batch_each_with_its_own_seed_previews_and_cancel(image):
     import threading
 
     solo = {seed: pixels(final(image.stream("a red circle", "", 4, 3.0, seed, preview=False))) for seed in (1, 2, 3)}
     solo_negative = pixels(final(image.stream("a red circle", "blue", 4, 3.0, 2, preview=False)))
-    sizes, run = [], image.batcher.run_batch
-    image.batcher.run_batch = lambda batch: sizes.append(len(batch)) or run(batch)
     barrier, results = threading.Barrier(5), {}
 
     def request(seed, stop_at=None):
@@ -91,7 +101,7 @@ def test_concurrent_images_are_one_batch_each_with_its_own_seed_previews_and_can
                 break
         results[seed] = items
 
-    try:
+    with batch_sizes(image) as sizes:
         with image.lock:  # hold the model so that all four queue up, then go as one batch
             threads = [threading.Thread(target=request, args=(seed, 2 if seed == 4 else None)) for seed in (1, 2, 3, 4)]
             for t in threads:
@@ -100,8 +110,6 @@ def test_concurrent_images_are_one_batch_each_with_its_own_seed_previews_and_can
             time.sleep(0.3)
         for t in threads:
             t.join(60)
-    finally:
-        image.batcher.run_batch = run
     assert sizes == [4]
     outs = {seed: items[-1] for seed, items in results.items()}
     assert np.abs(pixels(outs[1]) - solo[1]).max() <= 1  # its own seed (batched sums differ in the last bits)
@@ -121,9 +129,7 @@ def test_requests_arriving_a_few_ms_apart_on_an_idle_model_are_one_batch(image):
     must not start alone (a batch of one, then one of the rest, measured a third slower through the server)."""
     import threading
 
-    sizes, run = [], image.batcher.run_batch
-    image.batcher.run_batch = lambda batch: sizes.append(len(batch)) or run(batch)
-    try:
+    with batch_sizes(image) as sizes:
         threads = [threading.Thread(target=final, args=(image.stream("a red circle", "", 2, 3.0, seed, preview=False),))
                    for seed in range(4)]
         for t in threads:  # no lock held: the model is idle when the first arrives
@@ -131,8 +137,6 @@ def test_requests_arriving_a_few_ms_apart_on_an_idle_model_are_one_batch(image):
             time.sleep(0.015)
         for t in threads:
             t.join(60)
-    finally:
-        image.batcher.run_batch = run
     assert sizes == [4]
 
 

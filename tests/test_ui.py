@@ -245,9 +245,9 @@ def test_token_streams_share_an_update_budget_and_keep_their_first_step_and_outp
             yield Step(index=i, total=n, elapsed=i * gap_s)
         yield "output"
 
-    pace = Pacer(per_second=25)  # one stream: a step every 40 ms at most; four: every 160 ms
-    alone = list(pace(tokens(10, gap_s=0.05)))
-    assert [s.index for s in alone[:-1]] == list(range(1, 11)) and alone[-1] == "output"
+    pace = Pacer(per_second=10)  # one stream: a step every 100 ms at most; four: every 400 ms
+    alone = list(pace(tokens(6, gap_s=0.12)))
+    assert [s.index for s in alone[:-1]] == list(range(1, 7)) and alone[-1] == "output"
     shown = {}
     threads = [threading.Thread(target=lambda k=k: shown.__setitem__(k, list(pace(tokens(20))))) for k in range(4)]
     for t in threads:
