@@ -104,10 +104,11 @@ class Shown:
 
 
 class Pacer:
-    """Caps the screen updates of all the token streams running at once at `per_second` together: each stream shows
-    a step only if its last shown one is at least (streams running) / `per_second` seconds old, and always its first
+    """Caps the screen updates of the step streams running at once at `per_second` together: each stream shows a
+    step only if its last shown one is at least (streams running) / `per_second` seconds old, and always its first
     step and its final output (which holds every step). A reply alone at up to `per_second` tokens a second shows
-    every token; eight at once show every 200 ms what has come (at 40 a second), a token or two each.
+    every token; eight at once show every 200 ms what has come (at 40 a second), a token or two each. Closing the
+    paced stream (Stop, a closed tab) closes the one it reads, which cancels the run.
 
     Each update costs the server a few ms of Gradio's processing and streaming, on the cores the model runs on.
     Eight 32-token /text replies at once through the server (bench/bench.py) took 4.08-4.89 s showing every token
@@ -136,6 +137,8 @@ class Pacer:
         finally:
             with self.lock:
                 self.running -= 1
+            if hasattr(items, "close"):
+                items.close()
 
 
 # Screen updates per second of all token streams together (env STREAM_UPDATES_PER_S): the Text and Translate tabs.

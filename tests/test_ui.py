@@ -257,9 +257,10 @@ def test_token_streams_share_an_update_budget_and_keep_their_first_step_and_outp
     for items in shown.values():
         steps = [s.index for s in items[:-1]]
         assert steps[0] == 1 and items[-1] == "output" and 2 <= len(steps) <= 10, steps
-    early = pace(tokens(5))
+    inner = tokens(5)
+    early = pace(inner)
     next(early)
     early.close()
-    assert pace.running == 0
+    assert pace.running == 0 and inner.gi_frame is None  # the stream it read is closed too (a run is cancelled)
     odd = Pacer(per_second=1, always=lambda step: step.index % 2 == 1)  # one update a second, but odd steps always
     assert [s.index for s in list(odd(tokens(6, gap_s=0.01)))[:-1]] == [1, 3, 5]
