@@ -20,6 +20,7 @@ import threading
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -271,6 +272,12 @@ REMOTE_APIS = {
 REMOTE_SLOTS = int(os.environ.get("REMOTE_SLOTS", "4"))  # requests in flight to one remote app (it queues the rest)
 
 
+def _step_of(progress) -> tuple[int, int] | None:
+    """(step, steps) from a remote app's progress bar (demo/ui.progress_html): its updates may skip steps (demo/ui.Pacer)."""
+    found = re.search(r"<progress value='(\d+)' max='(\d+)'>", str(progress))
+    return (int(found[1]), int(found[2])) if found else None
+
+
 def _file(value) -> str | None:
     """The local path of a file output as gradio_client hands it (a path, or a dict with one)."""
     if isinstance(value, dict):
@@ -350,7 +357,8 @@ class RemoteDiffusionPipeline:
                     if update is None or "done:" in str(update[1]):
                         continue  # the finished file (its progress bar says "done: ..."): read below
                     path = _file(update[preview_at]) if update is not None else None
-                    steps.append(Step(index=len(steps) + 1, total=total, elapsed=timer(),
+                    index, steps_n = _step_of(update[1]) or (len(steps) + 1, total)
+                    steps.append(Step(index=index, total=steps_n, elapsed=timer(),
                                       preview=self._read_preview(path) if preview and path else None))
                     if not emit(steps[-1]):
                         job.cancel()
