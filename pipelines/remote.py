@@ -134,7 +134,8 @@ class RemoteTextPipeline(TextPipeline):
     top-5 (their probabilities as the server reports them: vLLM and llama.cpp give the model's own distribution,
     before temperature). Sampling (temperature, top-p, repetition penalty, seed) is the server's, asked for with
     the OpenAI fields plus the common extensions `top_k`, `min_p` and `repeat_penalty`/`repetition_penalty`, so
-    that only top-p truncates, as here.
+    that only top-p truncates, as here. Which tokens a repetition penalty counts is the server's too: vLLM's, like
+    ours, counts the prompt's; llama-cpp-python's only the last 64 tokens generated.
 
     Understanding reads label likelihoods and each token's surprisal from the top-20 logprobs of single-token
     completions, one position at a time (the OpenAI `echo` of prompt logprobs is not served everywhere, and

@@ -97,9 +97,13 @@ def test_understanding_and_translation_through_the_remote(remote_llm, local_llm)
     assert len(set(remote_words[:3]) & set(local_words)) >= 2, (remote_words, local_words)
     entities = remote_llm.understand(text, "entities")["entities"]
     assert [e["text"] for e in entities] == ["Marie Curie", "Paris", "Sorbonne"] and entities[0]["type"] == "person"
+    # Translation asks for a repetition penalty (1.1), and servers differ in which tokens it counts: ours, as
+    # transformers, counts the prompt's too; llama-cpp-python's server only the last 64 it generated. So the two agree
+    # on the translation (its first line) but not on what a small model may ramble on with after it: here, whether
+    # " the" (in the prompt) follows "In French,".
     remote = final(remote_llm.translate_stream("Good morning, my friend.", "English", "French")).text
-    assert remote == final(local_llm.translate_stream("Good morning, my friend.", "English", "French")).text
-    assert "Bonjour" in remote
+    local = final(local_llm.translate_stream("Good morning, my friend.", "English", "French")).text
+    assert remote.splitlines()[0] == local.splitlines()[0] and "Bonjour" in remote, (remote, local)
 
 
 @needs_server
