@@ -355,10 +355,15 @@ class RemoteDiffusionPipeline:
             try:
                 job = self.client.submit(*values.values(), bool(preview), api_name=api_name)
                 for update in job:
-                    if update is None or "done:" in str(update[1]):
-                        continue  # the finished file (its progress bar says "done: ..."): read below
-                    path = _file(update[preview_at]) if update is not None else None
-                    index, steps_n = _step_of(update[1]) or (len(steps) + 1, total)
+                    if update is None:
+                        continue
+                    found = _step_of(update[1])
+                    if "done:" in str(update[1]):  # the finished file, read below; its bar has the steps run
+                        if found is None or (steps and steps[-1].index >= found[0]):
+                            continue
+                        (index, steps_n), path = found, None  # the last step, if the remote's pacing left it out
+                    else:
+                        (index, steps_n), path = found or (len(steps) + 1, total), _file(update[preview_at])
                     steps.append(Step(index=index, total=steps_n, elapsed=timer(),
                                       preview=self._read_preview(path) if preview and path else None))
                     if not emit(steps[-1]):
