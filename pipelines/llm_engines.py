@@ -12,7 +12,8 @@ seed), the top-5 candidates of every step, and understanding by label likelihood
   dequantised when llama-cpp-python is absent).
 
 Both keep the key/value cache of the last sequence and reuse its longest shared prefix, so each new
-token costs one position, and a chat's next turn or a second label re-reads only what changed.
+token costs one position, and a chat's next turn or a second label re-reads only what changed
+(`LlamaCppBatcher`, which writes concurrent replies, does the same across its sequences).
 Sampling is ours rather than the engine's so that every step has the whole distribution: llama.cpp's
 own `logprobs` path is several times slower than a partial sort of the logits.
 """
@@ -330,9 +331,16 @@ class LlamaCppBatcher:
     Each decode uses `threads_per_request` CPU threads per request in it, up to `max_threads` (all cores): one
     request alone runs as it would unbatched; several share the cores.
 
-    Batching changes the arithmetic slightly (the other sequences' cells are in the attention's sums), so a seed
-    gives the same reply on its own every time, and one that may differ in late tokens when run beside others:
-    the batch invariance that vLLM and TGI do not promise either.
+    A prompt is read only from where it stops matching one the cells already hold (prefix caching, as vLLM's): a
+    finished request's sequence keeps its cells until its id or its room is needed, and a new request starts from
+    the longest prefix of its prompt held by any sequence, running or kept, shared through `llama_memory_seq_cp`
+    (in the unified cache the cells are not copied, only marked). A chat's next turn reads only the new message
+    (and the reply's last token), and every request skips the chat template's system prompt.
+
+    Batching changes the arithmetic slightly (the other sequences' cells are in the attention's sums, and a token
+    read in a batch of one rounds differently from one read in a batch of many), so a seed's reply can differ in
+    late tokens between runs beside others or after a cached prefix: the batch invariance that vLLM and TGI do
+    not promise either.
     """
 
     def __init__(self, engine: "LlamaCppEngine", slots: int, n_ctx: int, threads_per_request: int = 1,
@@ -350,10 +358,12 @@ class LlamaCppBatcher:
         self.batch = _internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
         self.n_vocab, self.n_ctx, self.n_batch, self.slots = engine.n_vocab, n_ctx, n_batch, slots
         self.free = list(range(slots))  # sequence ids not in use
+        self.kept: dict[int, list[int]] = {}  # free sequence id -> the tokens its cells still hold, oldest first
         self.waiting: list[dict] = []
         self.active: list[dict] = []
         self.cv = threading.Condition()
         self.thread: threading.Thread | None = None
+        self.tokens_read = 0  # tokens decoded so far, prompts and replies (what prefix caching saves shows here)
 
     def generate(self, ids: list[int], reserve: int, on_logits) -> None:
         if len(ids) + reserve > self.n_ctx:
@@ -371,19 +381,54 @@ class LlamaCppBatcher:
             raise request["error"]
 
     def _admit(self) -> None:
-        """Move waiting requests into free sequences while the cells reserved by all fit in n_ctx."""
-        used = sum(r["need"] for r in self.active)
-        while self.waiting and self.free and used + self.waiting[0]["need"] <= self.n_ctx:
-            request = self.waiting.pop(0)
-            request["seq"] = self.free.pop()
-            self.ctx.kv_cache_seq_rm(request["seq"], -1, -1)
+        """Move waiting requests into free sequences while the cells reserved by all fit in n_ctx (kept prefixes
+        are forgotten, oldest first, to make room), each starting from the longest prefix of its prompt held."""
+        while self.waiting and self.free:
+            request = self.waiting[0]
+            used = sum(r["need"] for r in self.active)
+            while self.kept and used + sum(map(len, self.kept.values())) + request["need"] > self.n_ctx:
+                self._forget(next(iter(self.kept)))
+            if used + request["need"] > self.n_ctx:
+                return
+            self.waiting.pop(0)
+            ids = request["pending"]
+            held = [(r["seq"], r["tokens"][: r["pos"]]) for r in self.active] + list(self.kept.items())
+            # The prompt's last token is read in any case: its logits give the first new token.
+            donor, reuse = max(((seq, min(shared_prefix(tokens, ids), len(ids) - 1)) for seq, tokens in held),
+                               key=lambda d: d[1], default=(None, 0))
+            seq = donor if reuse and donor in self.kept else next((s for s in self.free if s not in self.kept), None)
+            if seq is None:  # every free sequence keeps a prefix: take the oldest
+                seq = next(iter(self.kept))
+            self.free.remove(seq)
+            self.kept.pop(seq, None)
+            if seq == donor:
+                self.ctx.kv_cache_seq_rm(seq, reuse, -1)
+            else:
+                self.ctx.kv_cache_seq_rm(seq, -1, -1)
+                if reuse:
+                    self.ctx.kv_cache_seq_cp(donor, seq, 0, reuse)
+            request.update(seq=seq, pos=reuse, tokens=list(ids), pending=ids[reuse:])
             self.active.append(request)
-            used += request["need"]
+
+    def _forget(self, seq: int) -> None:
+        """Free a kept sequence's cells."""
+        self.ctx.kv_cache_seq_rm(seq, -1, -1)
+        del self.kept[seq]
+
+    def forget_kept(self) -> None:
+        """Free every kept prefix: the next prompts are read whole (tests and benchmarks compare the two)."""
+        with self.cv:
+            for seq in list(self.kept):
+                self._forget(seq)
 
     def _finish(self, request: dict, error: BaseException | None = None) -> None:
+        """End a request; its sequence keeps the cells of the tokens it read (tokens[:pos]) unless it failed."""
         self.active.remove(request)
-        self.ctx.kv_cache_seq_rm(request["seq"], -1, -1)
         self.free.append(request["seq"])
+        if error is None and request["pos"]:
+            self.kept[request["seq"]] = request["tokens"][: request["pos"]]
+        else:
+            self.ctx.kv_cache_seq_rm(request["seq"], -1, -1)
         request["error"] = error
         request["done"].set()
 
@@ -421,6 +466,10 @@ class LlamaCppBatcher:
                 self.ctx.set_n_threads(threads, threads)
                 self.threads = threads
             code = llama_decode(self.ctx.ctx, b)
+            self.tokens_read += n
+            if code == 1 and self.kept:  # no room in the cells for the batch: forget the kept prefixes, try again
+                self.forget_kept()
+                code = llama_decode(self.ctx.ctx, b)
             with self.cv:
                 if code != 0:
                     for request in list(self.active):
@@ -437,3 +486,4 @@ class LlamaCppBatcher:
                         self._finish(request)
                     else:
                         request["pending"] = [token]
+                        request["tokens"].append(token)

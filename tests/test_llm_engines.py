@@ -135,6 +135,60 @@ def test_llama_cpp_batches_concurrent_replies_each_with_its_own_settings_and_can
 
 @bundled_gguf
 @llama_cpp
+def test_llama_cpp_batcher_reads_only_what_a_prompt_does_not_share_with_the_cells_it_holds():
+    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
+    llm.load()
+    batcher = llm.batcher
+    history = [{"role": "user", "content": "My name is Ada."}, {"role": "assistant", "content": "Hello Ada! How can I help?"}]
+    first = final(llm.stream("Name a fruit.", max_new_tokens=8, temperature=0.0, history=history))
+    chat = history + [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": first.text}]
+    ids, new = llm.chat_ids("And a colour?", None, "", chat), len(llm.engine.encode("And a colour?"))
+    read = batcher.tokens_read
+    turn = final(llm.stream("And a colour?", max_new_tokens=8, temperature=0.0, history=chat))
+    # The next turn reads the new message, the template around it and the end of the last reply (15 of 79 tokens)
+    assert batcher.tokens_read - read - (len(turn.steps) - 1) <= new + 12 < len(ids) // 3, (batcher.tokens_read - read, len(ids))
+
+    batcher.forget_kept()  # the same turn again, read whole
+    read = batcher.tokens_read
+    whole = final(llm.stream("And a colour?", max_new_tokens=8, temperature=0.0, history=chat))
+    assert batcher.tokens_read - read == len(ids) + len(whole.steps) - 1
+    assert [s.info["token_id"] for s in whole.steps] == [s.info["token_id"] for s in turn.steps]
+    for a, b in zip(whole.steps, turn.steps):  # the same distribution, whether its prompt was read whole or not
+        assert abs(a.info["probability"] - b.info["probability"]) < 0.01
+
+
+@bundled_gguf
+@llama_cpp
+def test_llama_cpp_batcher_forgets_kept_prefixes_to_make_room():
+    from pipelines.llm_engines import LlamaCppBatcher
+
+    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
+    llm.load()
+    batcher = LlamaCppBatcher(llm.engine, slots=4, n_ctx=160)
+    prompts = [llm.chat_ids(f"Tell me about {thing}.") for thing in ("the sea", "a tree", "the sky", "a cat")]
+
+    def greedy(n):
+        steps = []
+
+        def on_logits(logits):
+            steps.append(int(np.argmax(logits)))
+            return steps[-1] if len(steps) < n else None
+        return steps, on_logits
+
+    for ids in prompts:  # each reserves len(ids) + 40 cells (~76): the fourth fits only once the first is forgotten
+        steps, on_logits = greedy(5)
+        batcher.generate(ids, 40, on_logits)
+        assert len(steps) == 5
+        assert sum(map(len, batcher.kept.values())) <= batcher.n_ctx and batcher.kept  # the last one's prefix is kept
+    assert len(batcher.kept) < len(prompts) and sorted(batcher.free) == [0, 1, 2, 3]  # room, not sequence ids, ran out
+    read = batcher.tokens_read
+    steps, on_logits = greedy(5)
+    batcher.generate(prompts[-1], 40, on_logits)  # the last prompt again: only its last token is read
+    assert batcher.tokens_read - read == 1 + 4
+
+
+@bundled_gguf
+@llama_cpp
 def test_the_gguf_is_re_rounded_once_and_run_as_shipped_where_it_cannot_be(tmp_path, monkeypatch):
     import os
 
