@@ -4,11 +4,13 @@
    bundled model and settings; the raw seconds are the bundled models' inference times (25 steps, 64x64
    image; 25 steps, 2-second clip with the Griffin-Lim vocoder; 8 frames at 64x64, the registry's steps);
 2. the bundled SmolLM2 on transformers and on llama.cpp: load, first token, tokens/s of our stream vs
-   the engine's own call;
+   the engine's own call; on llama.cpp, a chat's fourth turn to its first token with the conversation's cells kept
+   (prefix caching) and read whole;
 3. our text-diffusion stream vs the raw `LLaDA2Pipeline` call (a 32-token description in 16 steps) on the
    bundled model; its seconds are the bundled text-diffusion inference time;
 4. the app as users meet it (`bench_server`): seconds to the UI answering, to the first /text reply,
-   8 concurrent /text, /chat and /image against 8 in turn (each as a browser makes it: `browser_like`), RSS with
+   8 concurrent /text, /chat and /image against 8 in turn (each as a browser makes it: `browser_like`; the median
+   ratio of 3 alternated rounds), RSS with
    every model used, and Gradio's own milliseconds per streamed update with gr.skip() and with values.
 
     python bench/bench.py [--repeats 5] [--skip-audio] [--skip-video] [--skip-llm] [--skip-text-diffusion]
@@ -198,10 +200,42 @@ def bench_llm(repeats: int, tokens: int = 64) -> dict:
         t = interleaved({"raw": raw, "ours": stream}, repeats)
         results[name] = {"load_s": load_s, "first_token_s": first_s, "seconds": t, "ratio": t["ours"] / t["raw"],
                          "tokens_per_s_raw": tokens / t["raw"], "tokens_per_s_ours": n / t["ours"], "tokens_ours": n}
+        if name == "llama.cpp" and ours.batcher is not None:
+            results["chat_turn"] = bench_chat_turn(ours, repeats)
     if "tokens_per_s_ours" in results.get("llama.cpp", {}):
         results["llama_cpp_over_transformers"] = (results["llama.cpp"]["tokens_per_s_ours"]
                                                   / results["transformers"]["tokens_per_s_ours"])
     return results
+
+
+def bench_chat_turn(llm: TextPipeline, repeats: int) -> dict:
+    """Seconds to the first token of a chat's fourth turn on llama.cpp's batcher, with the cells of the turn before
+    kept (prefix caching: only the new message is read) and with every kept prefix forgotten (the whole
+    conversation is read), alternated; medians."""
+    questions = ["Tell me about the sea.", "And the wind?", "What about lighthouses?", "Who keeps them?"]
+    history = []
+    for q in questions[:-1]:
+        reply = final(llm.stream(q, "", 48, 0.0, 1.0, 0, history=history)).text
+        history += [{"role": "user", "content": q}, {"role": "assistant", "content": reply}]
+
+    def first_token(kept: bool) -> float:
+        llm.batcher.forget_kept()
+        if kept:  # the third turn again (greedy: the same reply), as the chat left the cells
+            final(llm.stream(questions[-2], "", 48, 0.0, 1.0, 0, history=history[:-2]))
+        t = time.perf_counter()
+        stream = llm.stream(questions[-1], "", 48, 0.0, 1.0, 0, history=history)
+        next(iter(stream))
+        seconds = time.perf_counter() - t
+        stream.close()
+        return seconds
+
+    kept, whole = [], []
+    for _ in range(repeats):
+        kept.append(first_token(True))
+        whole.append(first_token(False))
+    return {"prompt_tokens": len(llm.chat_ids(questions[-1], None, "", history)),
+            "first_token_s_kept": statistics.median(kept), "first_token_s_read_whole": statistics.median(whole),
+            "speedup": statistics.median(whole) / statistics.median(kept)}
 
 
 def start_app(extra_env: dict | None = None) -> tuple[subprocess.Popen, str, float]:
@@ -323,10 +357,11 @@ def bench_gradio_updates(n: int = 50) -> dict:
     return {f"{name}_ms": statistics.median(v) for name, v in runs.items()}
 
 
-def bench_server(concurrent: int = 8) -> dict:
+def bench_server(concurrent: int = 8, rounds: int = 3) -> dict:
     """The app as users meet it: seconds to the UI answering; the first /text reply right after (to its first
     token and in full); `concurrent` /text, /chat and /image requests sent at once against the same sent one after
-    another (throughput ratio); the server's RSS and peak RSS once every model has been used."""
+    another (throughput ratio: the median of `rounds`, the two alternated, as one such pair varies by 10-20 % on a
+    2-core machine); the server's RSS and peak RSS once every model has been used."""
     import threading
 
     from gradio_client import Client
@@ -357,18 +392,22 @@ def bench_server(concurrent: int = 8) -> dict:
         for endpoint in ("/text", "/chat", "/image"):
             requests = [{**SERVER_REQUESTS[endpoint], "seed": i} for i in range(concurrent)]
             params = info[endpoint]["parameters"]
-            t = time.perf_counter()
-            for kwargs, user in zip(requests, users):
-                browser_like(url, endpoint, kwargs, params, user)
-            sequential = time.perf_counter() - t
-            threads = [threading.Thread(target=browser_like, args=(url, endpoint, kw, params, user))
-                       for kw, user in zip(requests, users)]
-            t = time.perf_counter()
-            [th.start() for th in threads]
-            [th.join() for th in threads]
-            together = time.perf_counter() - t
+            sequential, together = [], []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                for kwargs, user in zip(requests, users):
+                    browser_like(url, endpoint, kwargs, params, user)
+                sequential.append(time.perf_counter() - t)
+                threads = [threading.Thread(target=browser_like, args=(url, endpoint, kw, params, user))
+                           for kw, user in zip(requests, users)]
+                t = time.perf_counter()
+                [th.start() for th in threads]
+                [th.join() for th in threads]
+                together.append(time.perf_counter() - t)
+            ratios = [a / b for a, b in zip(sequential, together)]
             results[f"{endpoint[1:]}_{concurrent}"] = {"sequential_s": sequential, "concurrent_s": together,
-                                                       "throughput_ratio": sequential / together}
+                                                       "throughput_ratios": ratios,
+                                                       "throughput_ratio": statistics.median(ratios)}
         results["memory_mb_end"] = memory_mb(proc.pid)
         return results
     finally:
