@@ -209,19 +209,12 @@ def bench_llm(repeats: int, tokens: int = 64) -> dict:
 
 
 def bench_chat_turn(llm: TextPipeline, repeats: int) -> dict:
-    """Seconds to the first token of a chat's fourth turn on llama.cpp's batcher, with the cells of the turn before
-    kept (prefix caching: only the new message is read) and with every kept prefix forgotten (the whole
-    conversation is read), alternated; medians."""
+    """Seconds to the first token of a chat's fourth turn on llama.cpp's batcher, as a chat runs it (the three turns
+    before it just written, so their cells are kept: only the new message is read) and with every kept prefix
+    forgotten first (the whole conversation is read), alternated; medians."""
     questions = ["Tell me about the sea.", "And the wind?", "What about lighthouses?", "Who keeps them?"]
-    history = []
-    for q in questions[:-1]:
-        reply = final(llm.stream(q, "", 48, 0.0, 1.0, 0, history=history)).text
-        history += [{"role": "user", "content": q}, {"role": "assistant", "content": reply}]
 
-    def first_token(kept: bool) -> float:
-        llm.batcher.forget_kept()
-        if kept:  # the third turn again (greedy: the same reply), as the chat left the cells
-            final(llm.stream(questions[-2], "", 48, 0.0, 1.0, 0, history=history[:-2]))
+    def first_token(history: list[dict]) -> float:
         t = time.perf_counter()
         stream = llm.stream(questions[-1], "", 48, 0.0, 1.0, 0, history=history)
         next(iter(stream))
@@ -231,8 +224,14 @@ def bench_chat_turn(llm: TextPipeline, repeats: int) -> dict:
 
     kept, whole = [], []
     for _ in range(repeats):
-        kept.append(first_token(True))
-        whole.append(first_token(False))
+        llm.batcher.forget_kept()
+        history = []
+        for q in questions[:-1]:
+            reply = final(llm.stream(q, "", 48, 0.0, 1.0, 0, history=history)).text
+            history += [{"role": "user", "content": q}, {"role": "assistant", "content": reply}]
+        kept.append(first_token(history))
+        llm.batcher.forget_kept()
+        whole.append(first_token(history))
     return {"prompt_tokens": len(llm.chat_ids(questions[-1], None, "", history)),
             "first_token_s_kept": statistics.median(kept), "first_token_s_read_whole": statistics.median(whole),
             "speedup": statistics.median(whole) / statistics.median(kept)}
