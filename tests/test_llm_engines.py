@@ -33,6 +33,25 @@ def test_sampler_greedy_top_p_and_seed():
         [sample(probs, 0.8, 1.0, np.random.default_rng(7))] * 3  # a seed repeats its draw
 
 
+def test_candidates_and_top_p_read_the_head_of_the_whole_vocabulary_sorted():
+    """likeliest() sorts only the tokens near the top: the same candidates and draws as a sort of everything, from
+    peaked to flat distributions, ties included."""
+    rng = np.random.default_rng(1)
+    for case in range(60):
+        logits = (rng.normal(size=49152) * rng.uniform(1, 6)).astype(np.float32)
+        if case % 3 == 0:
+            logits[rng.integers(0, 49152, 40)] = logits.max()  # exact ties at the top
+        probs = distribution(logits, [0.3, 0.7, 1.0, 1.5, 4.0][case % 5])
+        order = np.argsort(-probs, kind="stable")  # the reference: ties by the lower id
+        assert [i for i, _ in top_candidates(probs)] == order[:5].tolist()
+        for top_p in (0.5, 0.9, 0.99):
+            head = order[: int(np.searchsorted(np.cumsum(probs[order]), top_p)) + 1]
+            for seed in range(3):
+                p = probs[head] / probs[head].sum()
+                assert sample(probs, 0.8, top_p, np.random.default_rng(seed)) == \
+                    int(head[np.random.default_rng(seed).choice(len(head), p=p)])
+
+
 def test_repetition_penalty_lowers_seen_tokens_only():
     logits = np.array([2.0, -1.0, 0.5, 3.0])
     out = penalise(logits, [0, 1, 1], 2.0)
