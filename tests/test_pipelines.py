@@ -140,6 +140,20 @@ def test_requests_arriving_a_few_ms_apart_on_an_idle_model_are_one_batch(image):
     assert sizes == [4]
 
 
+def test_the_batch_thread_ends_when_no_request_waits(image):
+    """A thread that ran torch keeps libgomp's worker threads, which slow llama.cpp's decodes for as long as it lives
+    (DiffusionBatcher._loop): the batcher's thread ends after its last batch, and the next request starts another."""
+    import threading
+
+    for seed in (1, 2):
+        final(image.stream("a red circle", "", 2, 3.0, seed, preview=False))
+        thread = image.batcher.thread
+        if thread is not None:
+            thread.join(5)
+        assert image.batcher.thread is None or not image.batcher.thread.is_alive()
+        assert not [t for t in threading.enumerate() if t.name == "diffusion-batcher"]
+
+
 def test_a_batch_spends_at_most_its_preview_share_decoding_previews(image, monkeypatch):
     """A batch's previews cost a decode per request: it decodes them only while decoding has taken at most
     BATCH_PREVIEW_SHARE of its time, always the first and last step's. A slow decoder shows it."""
