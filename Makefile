@@ -13,7 +13,7 @@ LLAMA_CPP_SERVER := llama-cpp-python[server]==0.3.36
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(PIP) -r requirements.txt
-	@# llama.cpp runs the bundled LLM (its GGUF file as it is: 3.4x the tokens/s of transformers). PyPI has only its
+	@# llama.cpp runs the bundled LLM (its GGUF file: 4-5x the tokens/s of transformers, bench/bench.py). PyPI has only its
 	@# source: it compiles once, about 9 minutes on 2 cores. If it cannot (no compiler), the LLM runs on transformers.
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) $(LLAMA_CPP) || \
 	  echo "could not build $(LLAMA_CPP): the LLM runs on transformers (slower, same steps)"
