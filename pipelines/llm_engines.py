@@ -381,7 +381,8 @@ class LlamaCppBatcher:
     def generate(self, ids: list[int], reserve: int, on_logits) -> None:
         if len(ids) + reserve > self.n_ctx:
             raise ValueError(f"the prompt and max_new_tokens need {len(ids) + reserve} positions; the limit is {self.n_ctx}")
-        request = {"pending": list(ids), "pos": 0, "need": len(ids) + reserve, "on_logits": on_logits,
+        # tokens: the prompt, then each token chosen; pos: how many of them the sequence's cells hold (read so far)
+        request = {"tokens": list(ids), "pos": 0, "need": len(ids) + reserve, "on_logits": on_logits,
                    "done": threading.Event(), "error": None}
         with self.cv:
             self.waiting.append(request)
@@ -404,7 +405,7 @@ class LlamaCppBatcher:
             if used + request["need"] > self.n_ctx:
                 return
             self.waiting.pop(0)
-            ids = request["pending"]
+            ids = request["tokens"]
             held = [(r["seq"], r["tokens"][: r["pos"]]) for r in self.active] + list(self.kept.items())
             # The prompt's last token is read in any case: its logits give the first new token.
             donor, reuse = max(((seq, min(shared_prefix(tokens, ids), len(ids) - 1)) for seq, tokens in held),
@@ -420,7 +421,7 @@ class LlamaCppBatcher:
                 self.ctx.kv_cache_seq_rm(seq, -1, -1)
                 if reuse:
                     self.ctx.kv_cache_seq_cp(donor, seq, 0, reuse)
-            request.update(seq=seq, pos=reuse, tokens=list(ids), pending=ids[reuse:])
+            request.update(seq=seq, pos=reuse)
             self.active.append(request)
 
     def _forget(self, seq: int) -> None:
@@ -456,20 +457,20 @@ class LlamaCppBatcher:
                         self.thread = None
                         return  # idle: the next request starts a new loop
                     self._admit()
-            # One batch: each active request's pending tokens (a prompt, in n_batch pieces; else the last token).
+            # One batch: each active request's tokens not yet read (a prompt, in n_batch pieces; else the last token).
             b, n, readers = self.batch.batch, 0, []
             for request in list(self.active):
-                take = request["pending"][: self.n_batch - n]
+                tokens, pos = request["tokens"], request["pos"]
+                take = tokens[pos: pos + self.n_batch - n]
                 if not take:
                     continue
                 for j, token in enumerate(take):
-                    b.token[n], b.pos[n], b.n_seq_id[n] = token, request["pos"] + j, 1
+                    b.token[n], b.pos[n], b.n_seq_id[n] = token, pos + j, 1
                     b.seq_id[n][0] = request["seq"]
-                    b.logits[n] = j == len(take) - 1 and len(take) == len(request["pending"])
+                    b.logits[n] = pos + j == len(tokens) - 1
                     n += 1
                 request["pos"] += len(take)
-                request["pending"] = request["pending"][len(take):]
-                if not request["pending"]:
+                if request["pos"] == len(tokens):
                     readers.append((request, n - 1))
                 if n == self.n_batch:
                     break
@@ -498,5 +499,4 @@ class LlamaCppBatcher:
                     if token is None:
                         self._finish(request)
                     else:
-                        request["pending"] = [token]
                         request["tokens"].append(token)
