@@ -8,7 +8,7 @@ PRESET ?= bundled
 LLAMA_CPP := llama-cpp-python==0.3.36
 LLAMA_CPP_SERVER := llama-cpp-python[server]==0.3.36
 
-.PHONY: run test install install-test bench train-image train-audio train-video train-text-diffusion clean
+.PHONY: run test test-quick lint install install-test bench train-image train-audio train-video train-text-diffusion clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -40,7 +40,14 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 install-test: $(VENV)/.installed-test
 
 test: install-test
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -rs tests
+
+test-quick: install-test  # the tests a contributor runs while working: no browser, training, second server or slow ones
+	$(PY) -m pytest -q -rs -m "not slow" tests
+
+lint: install-test
+	$(PY) -m ruff check .
 
 bench: install
 	$(PY) bench/bench.py

@@ -34,13 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipelines.audio import AudioPipeline  # noqa: E402
-from pipelines.base import THREADS_PER_REQUEST, final  # noqa: E402
+from pipelines.base import Tuning, final  # noqa: E402
 from pipelines.image import ImagePipeline  # noqa: E402
-from pipelines.registry import MODELS, get_spec, missing_message  # noqa: E402
-from pipelines.text import LLAMA_CPP_WEIGHTS, TextPipeline, has_llama_cpp  # noqa: E402
+from pipelines.presets import MODELS, get_spec  # noqa: E402
+from pipelines.specs import missing_message  # noqa: E402
+from pipelines.text import TextPipeline, has_llama_cpp  # noqa: E402
+
+TUNING = Tuning()  # as the app runs by default (settings.py)
 from pipelines.text_diffusion import TextDiffusionPipeline  # noqa: E402
 from pipelines.video import VideoPipeline  # noqa: E402
-
 
 # Issue #16's measurements on the 2-core dev machine before llama.cpp, lazy imports and batching (bundled preset):
 # what `make bench` compares its own numbers with.
@@ -162,17 +164,17 @@ def bench_llm(repeats: int, tokens: int = 64) -> dict:
     """The bundled SmolLM2 (one Q4_1 GGUF file) on each engine: seconds to load, seconds to the first token of a
     fresh pipeline, and tokens/s of our stream (top-5 candidates on every step) against the engine's own call
     (greedy, no candidates), `tokens` tokens each. "transformers" dequantises the GGUF to float32 (the path
-    before llama.cpp, and the one without llama-cpp-python); "llama.cpp" runs it as LLAMA_CPP_WEIGHTS says (re-rounded
+    before llama.cpp, and the one without llama-cpp-python); "llama.cpp" runs it as `Tuning.llama_cpp_weights` says (re-rounded
     to Q8_0 unless "shipped"; bench/llm_weights.py compares the two)."""
     prompt = "Write a long story about the sea, the wind and a lighthouse keeper."
-    results = {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF)", "llama_cpp_weights": LLAMA_CPP_WEIGHTS, "tokens": tokens,
-               "threads": THREADS_PER_REQUEST}
+    results = {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF)", "llama_cpp_weights": TUNING.llama_cpp_weights, "tokens": tokens,
+               "threads": TUNING.torch_threads}
     for name in ("transformers", "llama.cpp"):
         if name == "llama.cpp" and not has_llama_cpp():
             results[name] = {"skipped": "llama-cpp-python is not installed"}
             continue
         t = time.perf_counter()
-        ours = TextPipeline(MODELS["text"]["bundled"], device="cpu", engine=name)
+        ours = TextPipeline(MODELS["text"]["bundled"], device="cpu", tuning=Tuning(llm_engine=name))
         ours.load()
         load_s = time.perf_counter() - t
         first = next(iter(ours.stream(prompt, max_new_tokens=1, temperature=0.0)))
@@ -182,18 +184,18 @@ def bench_llm(repeats: int, tokens: int = 64) -> dict:
         if name == "transformers":
             model, tok = engine.model, engine.tokenizer
 
-            def raw():
+            def raw(ids=ids, model=model, tok=tok):
                 x = torch.tensor([ids])
                 with torch.no_grad():
                     model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=tokens, min_new_tokens=tokens,
                                    do_sample=False, pad_token_id=tok.eos_token_id)
         else:
-            def raw():
+            def raw(engine=engine, ids=ids):
                 for i, _ in enumerate(engine.llm.generate(ids, top_k=1, temp=0.0, reset=True), 1):
                     if i == tokens:
                         break
 
-        def stream():
+        def stream(ours=ours):
             return final(ours.stream(prompt, max_new_tokens=tokens, temperature=0.0, seed=0))
 
         n = len(stream().steps)  # our stream stops at end-of-text: the prompt asks for more than `tokens`
@@ -425,7 +427,7 @@ def main():
     args = p.parse_args()
     # The raw calls run on this thread with the threads our request workers use (pipelines.base), so
     # the ratios compare like for like; bench/thread_teams.py shows why that is one thread on a CPU.
-    torch.set_num_threads(THREADS_PER_REQUEST)
+    torch.set_num_threads(TUNING.torch_threads)
     results = {"torch_threads": torch.get_num_threads(), "image": bench_image(args.repeats)}
     if not args.skip_audio:
         results["audio"] = bench_audio(args.repeats)

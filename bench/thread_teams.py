@@ -1,4 +1,4 @@
-"""Why each request's worker uses one intra-op thread on a CPU (pipelines.base.THREADS_PER_REQUEST).
+"""Why each request's worker uses one intra-op thread on a CPU (pipelines.base.Tuning.torch_threads).
 
 Times the raw diffusers call of the bundled image model (25 steps, 64x64) run on
 1. one thread with 2 intra-op threads, before any other thread has used torch;
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipelines.image import ImagePipeline  # noqa: E402
-from pipelines.registry import get_spec  # noqa: E402
+from pipelines.presets import get_spec  # noqa: E402
 
 
 def main():

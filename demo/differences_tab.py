@@ -9,14 +9,11 @@ switch the image prompt mid-way (early steps settle layout and colours), and mea
 cost grows with. Each of the article's three differences links to the tab that shows it.
 """
 
-import html
 
 import gradio as gr
-import pandas as pd  # on first use: demo/gradio_import.py defers it
 
 from demo.text_diffusion_tab import canvas_value
-from demo.ui import Radio, Shown, Slider, Textbox, candidates_label, guarded, seed_input, validator
-from pipelines.base import Step
+from demo.widgets import Shown, StepProgress, candidates_label, endpoint, is_step, seed_input, validator
 
 DIFFERENCES = [
     ("Purpose and domain",
@@ -57,16 +54,21 @@ COST_NOTE = ("**What grows with the output.** An LLM runs its network once per t
              "bigger. Measured live on this machine.")
 
 
-def seconds_frame(records: dict) -> "pd.DataFrame":
-    """Per-step seconds of every lane, for a line plot."""
+def seconds_frame(records: dict):
+    """Per-step seconds of every lane, for a line plot (pandas is imported here, on first use: it is a second of
+    the app's start-up otherwise)."""
+    import pandas as pd
+
     names = {"diffusion": "image diffusion", "text_diffusion": "text diffusion", "llm": "LLM"}
     rows = [{"step": r["step"], "seconds": r["seconds"] or 0.0, "lane": names[lane]}
             for lane in names for r in records.get(lane, [])]
     return pd.DataFrame(rows, columns=["step", "seconds", "lane"])
 
 
-def probability_frame(records: dict) -> "pd.DataFrame":
+def probability_frame(records: dict):
     """The chosen token's probability at each LLM step."""
+    import pandas as pd
+
     rows = [{"step": r["step"], "probability": r["probability"], "token": r["token"]} for r in records.get("llm", [])]
     return pd.DataFrame(rows, columns=["step", "probability", "token"])
 
@@ -82,14 +84,12 @@ def table_markdown() -> str:
     return "| | Diffusion model | LLM |\n|---|---|---|\n" + rows
 
 
-def counter_html(kind: str, steps: list[Step], total: int, passes_per_step: int, seconds: float | None = None) -> str:
-    """Live counter: steps, forward passes, seconds per step, total time (the text lanes' extra passes excluded)."""
+def counter(kind: str, steps: list, total: int, passes_per_step: int, seconds: float | None = None) -> dict:
+    """A lane's counter as data (a StepProgress value): steps, of how many, forward passes, seconds."""
     done = len(steps)
     elapsed = seconds if seconds is not None else (steps[-1].elapsed if steps else 0.0)
-    per = elapsed / done if done else 0.0
-    return (f"<div class='step-progress'><b>{html.escape(kind)}</b><br><progress value='{done}' max='{max(total, 1)}'></progress>"
-            f"<br>steps {done} / {total} · forward passes {done * passes_per_step} · {per * 1000:.0f} ms per step · "
-            f"{elapsed:.2f} s total</div>")
+    return {"step": done, "total": max(total, 1), "seconds": round(elapsed, 3), "done": seconds is not None,
+            "label": kind, "passes": done * passes_per_step}
 
 
 def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cost=None, info: dict | None = None,
@@ -104,9 +104,9 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
     if info.get("missing"):
         gr.Markdown(f"⚠️ {info['missing']}")
     with gr.Row():
-        prompt = Textbox(field="prompt", label="Prompt", value=PROMPT, scale=4, elem_id="compare-prompt")
-        steps = Slider(2, 50, value=d.get("num_inference_steps", 25), step=1, label="Diffusion steps", field="num_inference_steps")
-        max_new_tokens = Slider(4, 64, value=24, step=1, label="LLM tokens (max)", field="max_new_tokens")
+        prompt = gr.Textbox(label="Prompt", value=PROMPT, scale=4, elem_id="compare-prompt")
+        steps = gr.Slider(2, 50, value=d.get("num_inference_steps", 25), step=1, label="Diffusion steps")
+        max_new_tokens = gr.Slider(4, 64, value=24, step=1, label="LLM tokens (max)")
         seed = seed_input()
     with gr.Row():
         run = gr.Button("Run all three", variant="primary", elem_id="compare-run")
@@ -116,17 +116,17 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
             gr.Markdown("### Image diffusion: the whole picture, refined every step")
             image = gr.Image(label="Predicted clean image at this step", format="png", height=256,
                              elem_classes=["pixelated", "enlarge"], interactive=False, elem_id="compare-image")
-            diffusion_counter = gr.HTML(elem_id="compare-diffusion-counter")
+            diffusion_counter = StepProgress(elem_id="compare-diffusion-counter")
         with gr.Column():
             gr.Markdown("### Text diffusion: the whole text, several words per step, any order")
             td_canvas = gr.HighlightedText(label="Canvas (▒ still masked)", combine_adjacent=False,
                                            color_map={"committed at this step": "#f59e0b"}, elem_id="compare-td-canvas")
-            td_counter = gr.HTML(elem_id="compare-td-counter")
+            td_counter = StepProgress(elem_id="compare-td-counter")
         with gr.Column():
             gr.Markdown("### LLM: one token per step, left to right")
             text = gr.Textbox(label="Text so far", lines=4, interactive=False, elem_id="compare-text")
             candidates = gr.Label(label="Next-token candidates", num_top_classes=5, elem_id="compare-candidates")
-            llm_counter = gr.HTML(elem_id="compare-llm-counter")
+            llm_counter = StepProgress(elem_id="compare-llm-counter")
     timeline = gr.Slider(1, 2, value=1, step=1, label="Timeline: replay step k of all three", interactive=False,
                          elem_id="compare-timeline")
     caption = gr.Markdown(elem_id="compare-caption")
@@ -142,9 +142,8 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
     with gr.Group():
         gr.Markdown(BRANCH_NOTE)
         with gr.Row():
-            branch_step = Slider(1, 64, value=3, step=1, label="At LLM step", field="step", elem_id="branch-step")
-            branch_candidate = Radio([1, 2, 3, 4, 5], value=2, label="Take candidate (rank)", field="candidate",
-                                     elem_id="branch-candidate")
+            branch_step = gr.Slider(1, 64, value=3, step=1, label="At LLM step", elem_id="branch-step")
+            branch_candidate = gr.Radio([1, 2, 3, 4, 5], value=2, label="Take candidate (rank)", elem_id="branch-candidate")
             branch_button = gr.Button("Branch", elem_id="branch-run")
         branch_text = gr.Textbox(label="Branched text", interactive=False, elem_id="branch-output")
         branch_view = gr.HighlightedText(label="Kept · branched here · new continuation", combine_adjacent=True,
@@ -153,8 +152,8 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
     with gr.Group():
         gr.Markdown(SWITCH_NOTE)
         with gr.Row():
-            prompt_after = Textbox(field="prompt_after", label="Then switch to", value=SWITCH_AFTER, scale=3, elem_id="switch-after")
-            switch_step = Slider(1, 50, value=2, step=1, label="From step", field="switch_step")
+            prompt_after = gr.Textbox(label="Then switch to", value=SWITCH_AFTER, scale=3, elem_id="switch-after")
+            switch_step = gr.Slider(1, 50, value=2, step=1, label="From step")
             switch_button = gr.Button("Switch", elem_id="switch-run")
             row_button = gr.Button("A row of switch steps", elem_id="switch-row-run")
         with gr.Row():
@@ -181,8 +180,8 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
                                           object_fit="contain", elem_id="knobs-guidance")
         with gr.Column():
             gr.Markdown(TEMPERATURE_NOTE)
-            temperature_table = gr.Markdown("*Loading the same prompt and seed at three temperatures...*",
-                                            elem_id="knobs-temperature")
+            temperature_table = gr.Dataframe(headers=["temperature", "text"], datatype=["number", "str"], column_widths=["22%", "78%"],
+                                             interactive=False, wrap=True, elem_id="knobs-temperature")
 
     gr.Markdown("### The article's three differences\n" + table_markdown())
     for name, _, _, targets in DIFFERENCES:
@@ -195,41 +194,41 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
     if compare is None:
         return
 
-    @guarded
+    @endpoint("compare")
     def compare_fn(prompt, num_inference_steps, max_new_tokens, seed):
         """Run the three models on one prompt; yields (image, text, records, counters, candidates, timeline, ...)."""
-        seen: dict[str, list[Step]] = {"diffusion": [], "text_diffusion": [], "llm": []}
+        seen: dict[str, list] = {"diffusion": [], "text_diffusion": [], "llm": []}
         passes = 2 if d.get("guidance_scale", 5.0) > 1 else 1
         total = {"diffusion": int(num_inference_steps), "llm": int(max_new_tokens), "text_diffusion": 0}
         # The timeline is skipped while the three stream (a value sent to it would fire its .change); the steps it
         # replays are emptied at once, so dragging it mid-run shows nothing of the last run.
-        screen = Shown(image=None, text="", records=None, diffusion_counter="", llm_counter="", candidates=None,
+        screen = Shown(image=None, text="", records=None, diffusion_counter=None, llm_counter=None, candidates=None,
                        timeline=gr.skip(), caption="", history={"diffusion": [], "text_diffusion": [], "llm": []},
-                       td_canvas=None, td_counter="", seconds_plot=None, probability_plot=None)
+                       td_canvas=None, td_counter=None, seconds_plot=None, probability_plot=None)
         for side, item in compare(prompt, int(num_inference_steps), int(max_new_tokens), int(seed)):
-            if isinstance(item, Step):
+            if is_step(item):
                 seen[side].append(item)
                 if side == "diffusion":
                     yield screen(image=item.preview,
-                                 diffusion_counter=counter_html("image diffusion", seen[side], total[side], passes))
+                                 diffusion_counter=counter("image diffusion", seen[side], total[side], passes))
                 elif side == "llm":
-                    yield screen(text=item.preview, llm_counter=counter_html("LLM", seen[side], total[side], 1),
+                    yield screen(text=item.preview, llm_counter=counter("LLM", seen[side], total[side], 1),
                                  candidates=candidates_label(item))
                 else:
                     yield screen(td_canvas=canvas_value(item),
-                                 td_counter=counter_html("text diffusion", seen[side], item.total, 1))
+                                 td_counter=counter("text diffusion", seen[side], item.total, 1))
             else:  # the final CompareOutput
                 n = max(len(v) for v in seen.values())
                 state = {"diffusion": [s.preview for s in seen["diffusion"]], "text_diffusion": seen["text_diffusion"],
                          "llm": [(s.preview, s) for s in seen["llm"]]}
                 td = seen["text_diffusion"]
                 yield (item.image, item.text, item.records,
-                       counter_html("image diffusion", seen["diffusion"], len(seen["diffusion"]), passes, item.seconds["diffusion"]),
-                       counter_html("LLM", seen["llm"], len(seen["llm"]), 1, item.seconds["llm"]),
+                       counter("image diffusion", seen["diffusion"], len(seen["diffusion"]), passes, item.seconds["diffusion"]),
+                       counter("LLM", seen["llm"], len(seen["llm"]), 1, item.seconds["llm"]),
                        candidates_label(seen["llm"][-1] if seen["llm"] else None),
                        gr.Slider(1, max(n, 2), value=n, step=1, interactive=True), replay_caption(n, state), state,
                        canvas_value(td[-1] if td else None),
-                       counter_html("text diffusion", td, len(td), 1, item.seconds.get("text_diffusion")) if td else "",
+                       counter("text diffusion", td, len(td), 1, item.seconds.get("text_diffusion")) if td else None,
                        seconds_frame(item.records), probability_frame(item.records))
 
     def replay_caption(k: int, state: dict) -> str:
@@ -256,65 +255,68 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
         canvas = canvas_value(td[min(k, len(td)) - 1]) if td else gr.skip()
         return img, text_so_far, candidates_label(step), replay_caption(k, state), canvas
 
-    @guarded
+    @endpoint("branch")
     def branch_fn(prompt, step, candidate, max_new_tokens, seed):
         """Branch the comparison's LLM at `step`, taking candidate `candidate`; returns the new text and its records."""
         text, records = branch(prompt, int(step), int(candidate), int(max_new_tokens), int(seed))
         return text, records, branch_value(records, int(step))
 
-    @guarded
+    @endpoint("switch")
     def switch_fn(prompt, prompt_after, switch_step, num_inference_steps, seed):
         """The image model on `prompt`, switched to `prompt_after` from step `switch_step` on."""
         return switch(prompt, prompt_after, int(switch_step), int(num_inference_steps), int(seed)).image
 
-    @guarded
+    @endpoint("switch_row")
     def switch_row_fn(prompt, prompt_after, seed):
         """The switch at a row of steps (of 25), side by side."""
         return [(switch(prompt, prompt_after, k, 25, int(seed)).image, f"from step {k}") for k in SWITCH_ROW]
 
-    @guarded
+    @endpoint("cost")
     def cost_fn():
         """Measure forward passes and seconds against output size for each model."""
+        import pandas as pd
+
         frame = pd.DataFrame(cost())
         return frame, frame
 
-    @guarded
+    @endpoint("knobs")
     def knobs_fn(prompt, seed):
         """Guidance scale and temperature at three settings each, same seed."""
         out = knobs(prompt, int(seed))
-        rows = "\n".join(f"| {t:g} | {html.escape(s)} |" for t, s in out["temperature"])
         return ([(img, f"guidance {g:g}") for g, img in out["guidance"]],
-                "| temperature | text |\n|---|---|\n" + rows)
+                [[t, text] for t, text in out["temperature"]])
 
+    # The events run with preprocess=False: each validator sees what the client sent and names what is wrong.
     event = run.click(compare_fn, [prompt, steps, max_new_tokens, seed],
                       [image, text, records, diffusion_counter, llm_counter, candidates, timeline, caption, history,
-                       td_canvas, td_counter, seconds_plot, probability_plot], api_name="compare", validator=validator(checks.get("compare"), compare_fn))
+                       td_canvas, td_counter, seconds_plot, probability_plot], api_name="compare",
+                      api_description="One prompt to every kind of model: the image diffusion model paints it, the text "
+                      "diffusion model and the LLM describe it; streams each lane's steps, then their records.",
+                      validator=validator(checks.get("compare"), compare_fn), preprocess=False)
     stop.click(None, cancels=[event])
-    timeline.change(replay_fn, [timeline, history], [image, text, candidates, caption, td_canvas], api_name="compare_step",
-                    queue=False)
+    timeline.change(replay_fn, [timeline, history], [image, text, candidates, caption, td_canvas],
+                    api_visibility="private", queue=False)  # draws the last run's step k: no API of its own
     if branch is not None:
         branch_button.click(branch_fn, [prompt, branch_step, branch_candidate, max_new_tokens, seed],
                             [branch_text, branch_records, branch_view], api_name="branch",
-                            validator=validator(checks.get("branch"), branch_fn))
+                            api_description="Branch the comparison's LLM at a step, taking another of its top-5 "
+                            "candidates; returns the new text and its step records.",
+                            validator=validator(checks.get("branch"), branch_fn), preprocess=False)
     if switch is not None:
         switch_button.click(switch_fn, [prompt, prompt_after, switch_step, steps, seed], switch_image, api_name="switch",
-                             validator=validator(checks.get("switch"), switch_fn))
+                            api_description="The image model guided by one prompt, then by another from a given step.",
+                            validator=validator(checks.get("switch"), switch_fn), preprocess=False)
         row_button.click(switch_row_fn, [prompt, prompt_after, seed], switch_row, api_name="switch_row",
-                         validator=validator(checks.get("switch_row"), switch_row_fn))
+                         api_description="The prompt switch at a row of steps, side by side.",
+                         validator=validator(checks.get("switch_row"), switch_row_fn), preprocess=False)
     if cost is not None:
-        cost_button.click(cost_fn, None, [passes_plot, cost_seconds_plot], api_name="cost")
+        cost_button.click(cost_fn, None, [passes_plot, cost_seconds_plot], api_name="cost",
+                          api_description="Measure what each kind of model pays as its output grows: forward passes "
+                          "and seconds against output size.")
     knob_button.click(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name="knobs",
-                      validator=validator(checks.get("knobs"), knobs_fn))
+                      api_description="The same seed at three guidance scales (images) and three temperatures (text).",
+                      validator=validator(checks.get("knobs"), knobs_fn), preprocess=False)
     if gr.context.Context.root_block is not None:  # a first result on load (the app caches it: one run per process)
-        gr.context.Context.root_block.load(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table], api_name=False,
+        gr.context.Context.root_block.load(knobs_fn, [prompt, seed], [guidance_gallery, temperature_table],
+                                           api_visibility="private",
                                            show_progress_on=[guidance_gallery, temperature_table])  # not over the page
-
-
-if __name__ == "__main__":  # python -m demo.differences_tab  (bundled models)
-    from app import backend_for_tab
-
-    with gr.Blocks(title="Key differences") as demo:
-        with gr.Tabs() as tabs:
-            with gr.Tab("Key differences", id="differences"):
-                build(tabs, **backend_for_tab("differences"))
-    demo.queue().launch()

@@ -2,8 +2,7 @@
 
 import gradio as gr
 
-from demo.ui import TOKEN_STREAMS, Textbox, guarded, model_line, progress_html, validator
-from pipelines.base import Step
+from demo.widgets import StepProgress, endpoint, is_step, model_line, progress, validator
 
 EXAMPLES = [
     ["The weather is nice today.", "English", "French"],
@@ -12,12 +11,14 @@ EXAMPLES = [
 ]
 
 
-def build(translate, info: dict, languages: list[str], check=None, concurrency: int = 1) -> None:
-    """The Translate tab. `translate(text, source_language, target_language)` streams Steps then a TextOutput."""
+def build(translate, info: dict, languages: list[str], check=None, pacer=None, concurrency: int = 1) -> None:
+    """The Translate tab. `translate(text, source_language, target_language)` streams Steps then a TextOutput;
+    `pacer` paces the screen updates of concurrent translations."""
+    pacer = pacer or (lambda items: items)
     gr.Markdown(model_line(info))
     with gr.Row():
         with gr.Column():
-            text = Textbox(field="text", label="Text", lines=5)
+            text = gr.Textbox(label="Text", lines=5, value=EXAMPLES[0][0])
             with gr.Row():
                 source = gr.Dropdown(languages, value="English", label="From", allow_custom_value=True)
                 target = gr.Dropdown(languages, value="French", label="To", allow_custom_value=True)
@@ -26,25 +27,22 @@ def build(translate, info: dict, languages: list[str], check=None, concurrency: 
                 stop = gr.Button("Stop")
         with gr.Column():
             output = gr.Textbox(label="Translation", lines=5, interactive=False)
-            progress = gr.HTML(progress_html(None, label="token"))
+            progress_bar = StepProgress()
 
-    @guarded
+    @endpoint("translate")
     def translate_fn(text, source_language, target_language):
         """Translate; yields (translation so far, progress)."""
-        for item in TOKEN_STREAMS(translate(text, source_language, target_language)):
-            if isinstance(item, Step):
-                yield item.preview, progress_html(item, label="token")
+        for item in pacer(translate(text, source_language, target_language)):
+            if is_step(item):
+                yield item.preview, progress(item, unit="token")
             else:
                 last = item.steps[-1] if item.steps else None
-                yield item.text, progress_html(last, label="token", done=True, seconds=item.seconds)
+                yield item.text, progress(last, done=True, seconds=item.seconds, unit="token")
 
-    event = run.click(translate_fn, [text, source, target], [output, progress], api_name="translate", validator=validator(check, translate_fn),
-                      concurrency_limit=concurrency, concurrency_id="llm")
+    event = run.click(translate_fn, [text, source, target], [output, progress_bar], api_name="translate",
+                      api_description="Translate a text with the LLM, streamed one token per step.",
+                      validator=validator(check, translate_fn), preprocess=False, concurrency_limit=concurrency,
+                      concurrency_id="llm")
     stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [text, source, target])
 
-
-if __name__ == "__main__":  # python -m demo.translate_tab  (bundled model)
-    from demo.standalone import launch_tab
-
-    launch_tab("translate", build)

@@ -5,14 +5,14 @@ import re
 
 import gradio as gr
 
-from demo.ui import Radio, Shown, Textbox, guarded, model_line, progress_html, validator
-from pipelines.base import Step
+from demo.widgets import Shown, StepProgress, endpoint, is_step, model_line, progress, validator
 
 TASKS = ["sentiment", "entities", "keywords", "summary"]
 EXAMPLES = [
     ["The food was cold and the waiter was rude.", "sentiment"],
     ["Marie Curie worked in Paris and won the Nobel Prize in 1911 with Pierre Curie.", "entities"],
-    ["Diffusion models generate images by removing noise step by step, while language models write one token at a time.", "keywords"],
+    ["Diffusion models generate images by removing noise step by step, while language models write one token at a time.",
+     "keywords"],
 ]
 
 
@@ -40,8 +40,8 @@ def build(understand, info: dict, check=None) -> None:
                 "content-free input; keywords are the words the model finds most surprising.")
     with gr.Row():
         with gr.Column():
-            text = Textbox(field="text", label="Text", lines=6)
-            task = Radio(TASKS, value="sentiment", label="Task", field="task")
+            text = gr.Textbox(label="Text", lines=6, value=EXAMPLES[0][0])
+            task = gr.Radio(TASKS, value="sentiment", label="Task")
             with gr.Row():
                 run = gr.Button("Analyse", variant="primary")
                 stop = gr.Button("Stop")
@@ -50,28 +50,28 @@ def build(understand, info: dict, check=None) -> None:
                                        elem_id="understand-marked")
             label = gr.Label(label="Sentiment probabilities", num_top_classes=3)
             result = gr.JSON(label="Result (JSON)")
-            progress = gr.HTML(progress_html(None))
+            progress_bar = StepProgress()
 
-    @guarded
+    @endpoint("understand")
     def understand_fn(text, task):
         """Run one understanding task; yields its progress, then (JSON result, sentiment probabilities if any, marked
         spans if any, progress)."""
         screen = Shown(result=None, label=None, spans=None, progress=None)
+        last = None
         for item in understand(text, task):
-            if isinstance(item, Step):
-                yield screen(progress=progress_html(item, label="part"))
+            if is_step(item):
+                last = item
+                yield screen(progress=progress(item, unit="part"))
             else:
-                done = f"<div class='step-progress'>done in {item['seconds']:.2f} s</div>"
+                done = {"step": last.index if last else 1, "total": last.total if last else 1,
+                        "seconds": item["seconds"], "done": True, "unit": "part"}
                 yield item, item.get("probabilities"), marked(text, item), done
 
     # /understand's first output is still the JSON result; the marked spans come third.
-    event = run.click(understand_fn, [text, task], [result, label, spans, progress], api_name="understand",
-                      validator=validator(check, understand_fn), show_progress="minimal")  # no overlay over its own bar
+    event = run.click(understand_fn, [text, task], [result, label, spans, progress_bar], api_name="understand",
+                      api_description="Understand a text with the LLM: sentiment with probabilities, entities, keywords "
+                      "or a one-sentence summary, as JSON.", validator=validator(check, understand_fn),
+                      preprocess=False, show_progress="minimal")  # no overlay over its own bar
     stop.click(None, cancels=[event])
     gr.Examples(EXAMPLES, [text, task])
 
-
-if __name__ == "__main__":  # python -m demo.understand_tab  (bundled model)
-    from demo.standalone import launch_tab
-
-    launch_tab("understand", build)

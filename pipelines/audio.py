@@ -21,14 +21,15 @@ from PIL import Image
 if TYPE_CHECKING:  # annotations only: torch is imported on first use
     import torch
 
-from .base import (MAX_PROMPT_CHARS, AudioOutput, Step, Timer, check_range, check_seed, check_text, created_now,
-                   stream_steps)
+from .base import AudioOutput, Step, Timer, created_now, stream_steps
+from .checks import MAX_PROMPT_CHARS, check_range, check_seed, check_text
 from .diffusion import DiffusionModel, denoise, generator_for
 from .recipe import recipe_text
 
 
 class AudioPipeline(DiffusionModel):
     task = "audio"
+    LIMITS = {"num_inference_steps": (1, 200), "guidance_scale": (0.0, 20.0), "duration_s": (1.0, 10.0)}
 
     def load(self, path: str):
         """The bundled mel model through its own class; AudioLDM (2) and others through DiffusionPipeline."""
@@ -42,30 +43,30 @@ class AudioPipeline(DiffusionModel):
     def check_inputs(self, prompt, negative_prompt, duration_s, num_inference_steps, guidance_scale, seed) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
         check_text("negative_prompt", negative_prompt, MAX_PROMPT_CHARS, optional=True)
-        check_range("duration_s", duration_s, *self.limit("duration_s", (1.0, 10.0)))
-        check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps", (1, 200)), integer=True)
-        check_range("guidance_scale", guidance_scale, 0.0, 20.0)
+        check_range("duration_s", duration_s, *self.limit("duration_s"))
+        check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps"), integer=True)
+        check_range("guidance_scale", guidance_scale, *self.limit("guidance_scale"))
         check_seed(seed)
 
     def stream(self, prompt: str, negative_prompt: str = "", duration_s: float | None = None,
                num_inference_steps: int | None = None, guidance_scale: float | None = None, seed: int = 0,
                preview: bool = True) -> Iterator[Step | AudioOutput]:
         """Yield one Step per denoising iteration (preview: the predicted mel spectrogram), then an AudioOutput."""
-        d = self.spec.defaults
-        duration_s = d.get("duration_s", 5.0) if duration_s is None else duration_s
-        num_inference_steps = d.get("num_inference_steps", 25) if num_inference_steps is None else num_inference_steps
-        guidance_scale = d.get("guidance_scale", 3.0) if guidance_scale is None else guidance_scale
+        duration_s = self.setting("duration_s", duration_s, 5.0)
+        num_inference_steps = self.setting("num_inference_steps", num_inference_steps, 25)
+        guidance_scale = self.setting("guidance_scale", guidance_scale, 3.0)
         self.check_inputs(prompt, negative_prompt, duration_s, num_inference_steps, guidance_scale, seed)
 
         def work(emit):
             pipe = self.pipe  # loads on first use; not counted in the timings
             timer = Timer()
-            kwargs = dict(prompt=prompt.strip(), audio_length_in_s=float(duration_s), num_inference_steps=int(num_inference_steps),
+            kwargs = dict(prompt=prompt.strip(), audio_length_in_s=float(duration_s),
+                          num_inference_steps=int(num_inference_steps),
                           guidance_scale=float(guidance_scale), generator=generator_for(int(seed)))
             if negative_prompt and negative_prompt.strip() and guidance_scale > 1:
                 kwargs["negative_prompt"] = negative_prompt.strip()
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
-            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
+            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, threads=self.threads)
             audio = within_range(np.asarray(output.audios[0], dtype=np.float32).reshape(-1))
             recipe = recipe_text("audio", prompt.strip(), (negative_prompt or "").strip(),
                                  num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
@@ -73,7 +74,7 @@ class AudioPipeline(DiffusionModel):
             return AudioOutput(sample_rate=sample_rate(pipe), audio=audio, seed=int(seed), seconds=timer(), steps=steps,
                                recipe=recipe)
 
-        return stream_steps(work, self.lock, cpu=self.device == "cpu")
+        return stream_steps(work, self.lock, self.threads)
 
     @staticmethod
     def decode_preview(pipe, x0: torch.Tensor):
@@ -102,7 +103,8 @@ def spectrogram_image(mel: np.ndarray, height: int = 160) -> Image.Image:
     """(n_mels, frames) log-mel values -> an RGB image, low frequencies at the bottom ("magma"-like map)."""
     lo, hi = np.percentile(mel, 2), np.percentile(mel, 99.5)
     x = np.clip((mel - lo) / max(hi - lo, 1e-6), 0, 1)[::-1]
-    rgb = np.stack([np.clip(1.6 * x, 0, 1), np.clip(1.6 * x - 0.6, 0, 1) ** 1.2, np.clip(0.5 + 0.5 * np.sin(3.2 * x + 0.3), 0, 1) * x], -1)
+    rgb = np.stack([np.clip(1.6 * x, 0, 1), np.clip(1.6 * x - 0.6, 0, 1) ** 1.2,
+                    np.clip(0.5 + 0.5 * np.sin(3.2 * x + 0.3), 0, 1) * x], -1)
     img = Image.fromarray((rgb * 255).astype(np.uint8))
     return img.resize((max(img.width * 2, 256), height), Image.BILINEAR)
 

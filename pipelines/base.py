@@ -14,15 +14,14 @@ Stopping the iteration early (``break``, ``close()``, a dropped client) cancels 
 next step: the model runs in a worker thread that asks ``emit(step)`` before going on.
 """
 
-import math
 import os
 import queue
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 
@@ -81,12 +80,24 @@ class Cancelled(Exception):
 Emit = Callable[[Step | None], bool]  # hand a step to the consumer (None: just ask); False means "stop now"
 
 
-# Intra-op CPU threads for each request's worker (env TORCH_THREADS). libgomp gives every thread that
-# runs torch ops its own OpenMP team, and idle teams spin: once two threads have used two-thread teams
-# on a 2-core machine, every call runs about 2x slower (bench/thread_teams.py measures it). One thread
-# per request costs the tiny bundled models little (LLM tokens/s unchanged) and lets two requests, or
-# both sides of Key differences, share the cores instead of fighting over them.
-THREADS_PER_REQUEST = int(os.environ.get("TORCH_THREADS", "1"))
+@dataclass(frozen=True)
+class Tuning:
+    """How the models share this machine's cores; settings.py fills it from flags and environment variables, and
+    presets.build_pipelines hands it to every pipeline. bench/bench.py measures each choice."""
+
+    # Intra-op CPU threads for each request's worker (TORCH_THREADS). libgomp gives every thread that runs torch ops
+    # its own OpenMP team, and idle teams spin: two threads with two-thread teams on 2 cores run each call about 2x
+    # slower (bench/thread_teams.py). One thread per request lets two requests share the cores.
+    torch_threads: int = 1
+    image_batch: int = 8  # concurrent image requests with the same settings denoised as one batch (IMAGE_BATCH)
+    batch_preview_share: float = 0.15  # share of a batch's time its step previews may take (BATCH_PREVIEW_SHARE)
+    llm_engine: str = "auto"  # auto / llama.cpp / transformers (LLM_ENGINE)
+    llm_slots: int = 8  # replies llama.cpp decodes together (LLM_SLOTS; 1: one at a time)
+    llama_cpp_weights: str = "Q8_0"  # the weight type llama.cpp runs a GGUF as, or "shipped" (LLAMA_CPP_WEIGHTS)
+    remote_slots: int = 4  # requests in flight to one remote app (REMOTE_SLOTS)
+    backend_timeout_s: float = 120.0  # silence from a remote longer than this is an error (BACKEND_TIMEOUT_S)
+    # Where files derived from the models are kept (APP_CACHE, else $XDG_CACHE_HOME/diffusion-vs-llm): the re-rounded GGUF.
+    cache_dir: str = os.path.expanduser("~/.cache/diffusion-vs-llm")
 
 
 class Activity:
@@ -120,14 +131,16 @@ class Activity:
 ACTIVITY = Activity()
 
 
-def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock, cpu: bool = True) -> Iterator[Any]:
+def stream_steps(work: Callable[[Emit], Any], lock, threads: int | None = None) -> Iterator[Any]:
     """Run ``work(emit)`` in a worker thread and yield each step it emits, then its return value.
 
     ``lock`` serialises requests to one model: diffusers schedulers and our own recorders keep
     per-call state on the pipeline object. Exceptions from ``work`` re-raise in the consumer.
     When the consumer stops early, ``emit`` starts returning False and we wait for the worker to
-    wind down, so the next request never overlaps a cancelled one. ``cpu``: the work runs on the CPU,
-    so the worker uses THREADS_PER_REQUEST intra-op threads.
+    wind down, so the next request never overlaps a cancelled one. ``threads``: intra-op CPU threads
+    for torch in this worker (Tuning.torch_threads), for work that runs torch on the CPU; None: work that does not.
+
+    Whatever fails in the worker, the failure reaches the consumer: no request waits on a dead thread.
     """
     items: queue.Queue = queue.Queue()
     cancelled = threading.Event()
@@ -139,10 +152,11 @@ def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock, cpu: bool = 
         return not cancelled.is_set()
 
     def worker() -> None:
-        torch = sys.modules.get("torch")  # not imported here: the interface, and llama.cpp, do not need torch
-        if cpu and THREADS_PER_REQUEST > 0 and torch is not None:
-            torch.set_num_threads(THREADS_PER_REQUEST)
         try:
+            if threads and threads > 0:  # work that runs torch (which the warm-up may be importing right now:
+                import torch  # `import` waits for it to finish, where sys.modules could hand out a half-made module)
+
+                torch.set_num_threads(threads)
             with ACTIVITY, lock:
                 if cancelled.is_set():  # the consumer left while we queued for the model
                     return
@@ -169,7 +183,7 @@ def stream_steps(work: Callable[[Emit], Any], lock: threading.Lock, cpu: bool = 
 def final(stream: Iterator[Any]) -> Any:
     """Consume a stream and return its final output (the last item)."""
     item = None
-    for item in stream:
+    for item in stream:  # noqa: B007  (the last one is kept)
         pass
     return item
 
@@ -215,12 +229,9 @@ def created_now() -> str:
     """This moment, to the microsecond (ISO 8601): written into every output file, so two identical requests never
     make byte-identical files, which Gradio's content-hashed cache would store at one path and rewrite under a
     download in progress."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-MAX_PROMPT_CHARS = 500  # a diffusion model's prompt (image, audio, video, text diffusion)
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def default_device() -> str:
@@ -230,36 +241,5 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def check_text(name: str, value: Any, max_chars: int, optional: bool = False) -> str:
-    """A non-empty string of at most `max_chars` characters, stripped; else a ValueError naming it.
-
-    `optional`: None or blank is fine too (a negative prompt), and comes back as "".
-    """
-    if optional and (value is None or (isinstance(value, str) and not value.strip())):
-        return ""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"`{name}` must be a non-empty text; got {value!r}.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800") cannot reach a tokenizer
-        raise ValueError(f"`{name}` holds a character that is not valid Unicode text at position {exc.start}.") from None
-    if len(value) > max_chars:
-        raise ValueError(f"`{name}` is {len(value)} characters long; the limit is {max_chars}.")
-    return value.strip()
-
-
-def check_range(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
-    """`low <= value <= high` (and a whole number if `integer`); else a ValueError naming it."""
-    kind = "a whole number" if integer else "a number"
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and integer and float(value) != int(value):
-        ok = False
-    if not ok or not low <= value <= high:
-        raise ValueError(f"`{name}` must be {kind} between {low} and {high}; got {value!r}.")
-
-
-def check_seed(seed: Any) -> int:
-    """Seeds are whole numbers in [0, 2**32 - 1] (what torch.Generator and numpy both accept)."""
-    check_range("seed", seed, 0, 2**32 - 1, integer=True)
-    return int(seed)
-
+class BackendError(RuntimeError):
+    """A remote model server is down, too slow, or refused the request (the message names it)."""

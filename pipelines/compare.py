@@ -15,7 +15,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Step, Timer, check_range, check_seed, check_text, final
+from .base import Step, Timer, final
+from .checks import InvalidInput, check_range, check_seed, check_text
 
 DESCRIBE = "In one short sentence, describe a picture of {prompt}."
 LANES = ("diffusion", "text_diffusion", "llm")
@@ -50,7 +51,7 @@ def llm_record(step: Step) -> dict:
 def check_compare(image, text, prompt, num_inference_steps, max_new_tokens, seed) -> None:
     """What compare_stream checks, without running anything (for a validator that answers before the queue)."""
     check_text("prompt", prompt, 300)
-    check_range("num_inference_steps", num_inference_steps, *image.limit("num_inference_steps", (1, 100)), integer=True)
+    check_range("num_inference_steps", num_inference_steps, *image.limit("num_inference_steps"), integer=True)
     check_range("max_new_tokens", max_new_tokens, 1, 256, integer=True)
     check_seed(seed)
 
@@ -66,7 +67,7 @@ def check_branch(prompt, step, candidate, max_new_tokens, seed) -> None:
 def check_switch(image, prompt, prompt_after, switch_step, num_inference_steps, seed) -> None:
     check_text("prompt", prompt, 300)
     check_text("prompt_after", prompt_after, 300)
-    check_range("num_inference_steps", num_inference_steps, *image.limit("num_inference_steps", (1, 100)), integer=True)
+    check_range("num_inference_steps", num_inference_steps, *image.limit("num_inference_steps"), integer=True)
     check_range("switch_step", switch_step, 1, num_inference_steps, integer=True)
     check_seed(seed)
 
@@ -150,8 +151,8 @@ def branch(text, prompt: str, step: int, candidate: int, max_new_tokens: int = 2
     question = DESCRIBE.format(prompt=prompt.strip())
     base = final(text.stream(question, "", max_new_tokens, 0.0, 1.0, seed, preview=False))
     if step > len(base.steps):
-        raise ValueError(f"`step` must be at most {len(base.steps)}: the comparison's LLM stopped after that many tokens; "
-                         f"got {step}.")
+        raise InvalidInput("step", f"`step` must be at most {len(base.steps)}: the comparison's LLM stopped after that "
+                                   f"many tokens; got {step}.")
     kept, at = base.steps[:step - 1], base.steps[step - 1]
     chosen = at.info["candidates"][candidate - 1]
     prefix = [s.info for s in kept] + [chosen]
@@ -188,7 +189,7 @@ def cost(image, text, text_diffusion=None, seed: int = 0) -> list[dict]:
     rows = []
     d = image.spec.defaults
     steps, guidance = 10, d.get("guidance_scale", 5.0)
-    low, high, multiple = image.limit("width", (256, 1024, 64))
+    low, high, multiple = image.limit("width")
     width = d.get("width", 512)
     sides = sorted({max(low, min(high, s - s % multiple)) for s in (width, width * 3 // 2, width * 2)})
     for side in sides:
@@ -196,7 +197,7 @@ def cost(image, text, text_diffusion=None, seed: int = 0) -> list[dict]:
         rows.append({"model": "image diffusion", "size": round(side**2 / sides[0] ** 2, 2),
                      "forward_passes": steps * (2 if guidance > 1 else 1), "seconds": round(out.seconds, 3)})
     if text_diffusion is not None and not text_diffusion.missing:
-        low, high, multiple = text_diffusion.spec.limits.get("gen_length", (8, 512, 8))
+        low, high, multiple = text_diffusion.limit("gen_length")
         lengths = sorted({low, max(low, (low + high) // 2 // multiple * multiple), high})
         for n in lengths:
             out = final(text_diffusion.stream("a red circle", n, 8, seed))

@@ -12,30 +12,34 @@ checks) start without them (pipelines.warm_up imports them in the background).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 import contextlib
 import inspect
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: torch is imported on first use
     import torch
 
-from .base import LOAD_LOCK, THREADS_PER_REQUEST, Cancelled, Emit, Step, Timer, default_device
-from .registry import ModelSpec, known_words, resolve_path
+from .base import LOAD_LOCK, Cancelled, Emit, Step, Timer, Tuning, default_device
+from .checks import InvalidInput
+from .specs import ModelSpec, known_words, resolve_path
 
 
 class DiffusionModel:
     """Base for the diffusion families: spec + lazy, cached, locked diffusers pipeline."""
 
     task = "diffusion"
+    LIMITS: dict = {}  # input ranges where the spec gives none: {"name": (low, high[, multiple])}
 
-    def __init__(self, spec: ModelSpec, missing: str | None = None, device: str | None = None):
+    def __init__(self, spec: ModelSpec, missing: str | None = None, device: str | None = None,
+                 tuning: Tuning | None = None):
         self.spec = spec
         self.missing = missing  # why the model cannot load (bundled folder absent), or None
         self._device = device
+        self.tuning = tuning or Tuning()
         self.lock = threading.Lock()  # one request at a time per model (scheduler state is per pipeline)
         self._pipe = None
 
@@ -74,8 +78,22 @@ class DiffusionModel:
 
         return DiffusionPipeline.from_pretrained(path, dtype=self.dtype)
 
-    def limit(self, name: str, default: tuple) -> tuple:
-        return self.spec.limits.get(name, default)
+    @property
+    def limits(self) -> dict:
+        """Every input range this model checks: the spec's, else the family's."""
+        return {**self.LIMITS, **self.spec.limits}
+
+    def limit(self, name: str) -> tuple:
+        return self.limits[name]
+
+    def setting(self, name: str, value, fallback):
+        """A request's value, else this model's default (the spec), else `fallback`."""
+        return self.spec.defaults.get(name, fallback) if value is None else value
+
+    @property
+    def threads(self) -> int | None:
+        """Intra-op torch threads for this model's requests (None on a GPU: the threads only feed it)."""
+        return self.tuning.torch_threads if self.device == "cpu" else None
 
     @property
     def vocabulary(self) -> list[str] | None:
@@ -86,7 +104,7 @@ class DiffusionModel:
     def info(self) -> dict:
         """What the UI shows about this model: id, licence, defaults, limits, readiness, vocabulary."""
         return {"task": self.task, "model_id": self.spec.model_id, "licence": self.spec.licence,
-                "defaults": dict(self.spec.defaults), "limits": dict(self.spec.limits), "missing": self.missing,
+                "defaults": dict(self.spec.defaults), "limits": self.limits, "missing": self.missing,
                 "vocabulary": self.vocabulary}
 
 
@@ -140,7 +158,7 @@ def recording_x0(scheduler):
 
 
 def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | None, timer: Timer,
-            on_step_end: Callable | None = None, preview_share: float | None = None):
+            on_step_end: Callable | None = None, preview_share: float | None = None, threads: int | None = None):
     """Call `pipe(**call_kwargs)`, emitting one Step per denoising iteration. Returns (output, steps).
 
     `decode(x0_latents)` makes the preview, or None for previews off. Previews are decoded on a
@@ -152,9 +170,7 @@ def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | 
 
     `preview_share` (a batch, whose previews cost a decode per request): previews are decoded on this thread, with
     every core, and only while decoding has so far taken less than that share of the time, so a batch spends about
-    that share on them (one decode more at most); the last step's is always decoded. (Measured in-process, 8
-    requests on 2 cores, bundled model: every step decoded on a core of its own, 1.47-1.75x the throughput of 8 in
-    turn; a share of 0.15, 10 of 25 steps previewed, 1.97-2.21x; previews off, 2.39-2.45x.)
+    that share on them (one decode more at most); the last step's is always decoded (README: Benchmarks).
     """
     import torch
 
@@ -172,8 +188,7 @@ def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | 
         going[0] = emit(step) and going[0]
 
     shown = []  # futures, checked at the end so that a failed decode raises here
-    on_cpu = getattr(pipe, "device", torch.device("cpu")).type == "cpu"  # threads as stream_steps sets them
-    threads = THREADS_PER_REQUEST if on_cpu and THREADS_PER_REQUEST > 0 else torch.get_num_threads()
+    threads = threads if threads and threads > 0 else torch.get_num_threads()  # the preview thread's, as the worker's
     previewer = ThreadPoolExecutor(1, thread_name_prefix="preview", initializer=torch.set_num_threads, initargs=(threads,))
     with recording_x0(pipe.scheduler) as record, previewer:
 
@@ -206,7 +221,8 @@ def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | 
             output = pipe(**call_kwargs, callback_on_step_end=callback_on_step_end, **extra)
         else:  # AudioLDM(2) and other pipelines with the legacy callback
             if on_step_end:
-                raise ValueError(f"{type(pipe).__name__} has no callback_on_step_end: its prompt cannot be switched mid-way.")
+                raise InvalidInput("prompt_after", f"{type(pipe).__name__} has no callback_on_step_end: its prompt "
+                                                   "cannot be switched mid-way.")
 
             def callback(i, t, latents):
                 if not on_step(i, t):
@@ -245,9 +261,8 @@ class DiffusionBatcher:
     next one (a diffusion batch cannot take a newcomer mid-way: every member is at the same step).
 
     A batch starts once requests have stopped arriving for `gather_s` (at most `gather_max_s` after the first), or
-    when it is full. Eight requests sent at once through the server reached the batcher 13 ms apart: started on the
-    first, they ran as a batch of one and then one of seven (12.7 s for the eight, against 9.4-10.5 s as one batch;
-    in-process, 2.0-2.2x the throughput of eight in turn against 3.0x). A request alone waits `gather_s` more."""
+    when it is full: requests sent together reach it milliseconds apart, and started on the first they would make a
+    batch of one and then another (README: Benchmarks). A request alone waits `gather_s` more."""
 
     def __init__(self, run_batch: Callable[[list[Request]], None], lock: threading.Lock, max_batch: int = 8,
                  gather_s: float = 0.05, gather_max_s: float = 0.25):
@@ -277,14 +292,10 @@ class DiffusionBatcher:
         return request.result
 
     def _loop(self) -> None:
-        """Run batches until none is waiting; then this thread ends, and the next submit starts another.
-
-        Why it ends: a batch runs torch on all cores, and libgomp (the OpenMP runtime that torch and llama.cpp's ggml
-        share in this process) keeps a pool of worker threads for each thread that ran a parallel region, for as long
-        as that thread lives. With more OpenMP threads alive than cores, libgomp puts waiting threads to sleep at
-        once, and ggml meets hundreds of OpenMP barriers in each decode: after the first image, eight concurrent LLM
-        replies decoded 40 % slower (8 tokens: 27-31 ms -> 41-45 ms) for the rest of the process's life. Ending the
-        thread frees its pool."""
+        """Run batches until none is waiting; then this thread ends, and the next submit starts another. A live thread
+        that ran torch keeps libgomp's worker pool, which torch and llama.cpp's ggml share: with more OpenMP threads
+        alive than cores, ggml's barriers sleep, and the LLM decoded 40 % slower after the first image (README:
+        Benchmarks)."""
         while True:
             with self.cv:
                 if not self.queue:

@@ -5,42 +5,38 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import TYPE_CHECKING
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: torch is imported on first use
     import torch
 
-from .base import (MAX_PROMPT_CHARS, THREADS_PER_REQUEST, ImageOutput, Step, Timer, check_range, check_seed, check_text,
-                   created_now, stream_steps)
+from .base import ImageOutput, Step, Timer, created_now, stream_steps
+from .checks import MAX_PROMPT_CHARS, InvalidInput, check_multiple, check_range, check_seed, check_text
 from .diffusion import DiffusionBatcher, DiffusionModel, Request, denoise, generator_for
 from .recipe import recipe_text
-
-# Concurrent requests with the same settings denoised as one batch (env IMAGE_BATCH; 1: one at a time).
-IMAGE_BATCH = int(os.environ.get("IMAGE_BATCH", "8"))
-# The share of a batch's time its step previews may take (env BATCH_PREVIEW_SHARE): a preview costs a decode per
-# request, so a batch decodes them only every few steps (see `denoise`); a request alone previews every step.
-BATCH_PREVIEW_SHARE = float(os.environ.get("BATCH_PREVIEW_SHARE", "0.15"))
 
 
 class ImagePipeline(DiffusionModel):
     task = "image"
+    LIMITS = {"num_inference_steps": (1, 100), "guidance_scale": (0.0, 20.0), "width": (256, 1024, 64),
+              "height": (256, 1024, 64)}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.batcher = DiffusionBatcher(self._run_batch, self.lock, IMAGE_BATCH) if IMAGE_BATCH > 1 else None
+        batch = self.tuning.image_batch  # concurrent requests with the same settings, denoised together
+        self.batcher = DiffusionBatcher(self._run_batch, self.lock, batch) if batch > 1 else None
 
     def check_inputs(self, prompt, negative_prompt, num_inference_steps, guidance_scale, seed, width, height) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
         check_text("negative_prompt", negative_prompt, MAX_PROMPT_CHARS, optional=True)
-        check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps", (1, 100)), integer=True)
-        check_range("guidance_scale", guidance_scale, 0.0, 20.0)
+        check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps"), integer=True)
+        check_range("guidance_scale", guidance_scale, *self.limit("guidance_scale"))
         check_seed(seed)
         for name, value in (("width", width), ("height", height)):
-            low, high, multiple = self.limit(name, (256, 1024, 64))
+            low, high, multiple = self.limit(name)
             check_range(name, value, low, high, integer=True)
-            if int(value) % multiple:
-                raise ValueError(f"`{name}` must be a multiple of {multiple}; got {value}.")
+            check_multiple(name, value, multiple)
 
     def stream(self, prompt: str, negative_prompt: str = "", num_inference_steps: int | None = None,
                guidance_scale: float | None = None, seed: int = 0, width: int | None = None,
@@ -51,10 +47,9 @@ class ImagePipeline(DiffusionModel):
         With `prompt_after`, steps `switch_step`.. (1-based) are guided by `prompt_after` instead of `prompt`:
         the prompt embeddings are swapped in diffusers' `callback_on_step_end` after step `switch_step - 1`.
         """
-        d = self.spec.defaults
-        num_inference_steps = d.get("num_inference_steps", 25) if num_inference_steps is None else num_inference_steps
-        guidance_scale = d.get("guidance_scale", 5.0) if guidance_scale is None else guidance_scale
-        width, height = width or d.get("width", 512), height or d.get("height", 512)
+        num_inference_steps = self.setting("num_inference_steps", num_inference_steps, 25)
+        guidance_scale = self.setting("guidance_scale", guidance_scale, 5.0)
+        width, height = self.setting("width", width, 512), self.setting("height", height, 512)
         self.check_inputs(prompt, negative_prompt, num_inference_steps, guidance_scale, seed, width, height)
         if prompt_after is not None:
             check_text("prompt_after", prompt_after, MAX_PROMPT_CHARS)
@@ -63,7 +58,7 @@ class ImagePipeline(DiffusionModel):
             key = (int(num_inference_steps), float(guidance_scale), int(width), int(height))
             args = {"prompt": prompt.strip(), "negative_prompt": (negative_prompt or "").strip(), "seed": int(seed),
                     "preview": bool(preview)}
-            return stream_steps(lambda emit: self.batcher.submit(key, args, emit), contextlib.nullcontext(), cpu=False)
+            return stream_steps(lambda emit: self.batcher.submit(key, args, emit), contextlib.nullcontext())
 
         def work(emit):
             pipe = self.pipe  # loads on first use; not counted in the timings
@@ -82,11 +77,12 @@ class ImagePipeline(DiffusionModel):
                 else:
                     swap = self.prompt_switch(pipe, prompt_after.strip(), kwargs.get("negative_prompt", ""),
                                               float(guidance_scale), int(switch_step))
-            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, on_step_end=swap)
+            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, on_step_end=swap,
+                                    threads=self.threads)
             return self._output(output.images[0], prompt.strip(), (negative_prompt or "").strip(), int(num_inference_steps),
                                 float(guidance_scale), int(seed), int(width), int(height), timer(), steps)
 
-        return stream_steps(work, self.lock, cpu=self.device == "cpu")
+        return stream_steps(work, self.lock, self.threads)
 
     def _run_batch(self, batch: list[Request]) -> None:
         """Denoise the batch's requests together (their common settings in `key`), each with its own prompt, negative
@@ -96,11 +92,13 @@ class ImagePipeline(DiffusionModel):
         pipe = self.pipe
         steps_n, guidance, width, height = batch[0].key
         wanted = [r.args["preview"] for r in batch]
-        share = BATCH_PREVIEW_SHARE if len(batch) > 1 else None  # one request alone: previews on a thread beside it
-        if self.device == "cpu" and THREADS_PER_REQUEST > 0:  # a thread per request in the batch, up to the cores, less
-            cores = os.cpu_count() or 1  # one for the preview thread of a request alone
+        # A batch's previews take at most this share of its time (see `denoise`); a request alone previews every step,
+        # on a thread beside it.
+        share = self.tuning.batch_preview_share if len(batch) > 1 else None
+        if self.threads:  # a thread per request in the batch, up to the cores, less one for a lone request's previews
+            cores = os.cpu_count() or 1
             spare = share is None and any(wanted) and cores > 1
-            torch.set_num_threads(max(1, min(cores - spare, THREADS_PER_REQUEST * len(batch))))
+            torch.set_num_threads(max(1, min(cores - spare, self.threads * len(batch))))
         timer = Timer()
         kwargs = dict(prompt=[r.args["prompt"] for r in batch], num_inference_steps=steps_n, guidance_scale=guidance,
                       width=width, height=height, generator=[generator_for(r.args["seed"]) for r in batch])
@@ -121,7 +119,7 @@ class ImagePipeline(DiffusionModel):
                 r.alive = r.emit(own) and r.alive
             return any(r.alive for r in batch)
 
-        output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer, preview_share=share)
+        output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer, preview_share=share, threads=self.threads)
         for i, r in enumerate(batch):
             r.result = self._output(output.images[i], r.args["prompt"], r.args["negative_prompt"], steps_n, guidance,
                                     r.args["seed"], width, height, timer(), own_steps[i])
@@ -153,7 +151,8 @@ class ImagePipeline(DiffusionModel):
         import torch
 
         if type(pipe).__name__ != "StableDiffusionPipeline":  # SDXL & co. also carry pooled embeddings
-            raise ValueError(f"Switching the prompt mid-way needs a StableDiffusionPipeline; this model is {type(pipe).__name__}.")
+            raise InvalidInput("prompt_after", "Switching the prompt mid-way needs a StableDiffusionPipeline; this model "
+                                               f"is {type(pipe).__name__}.")
         guided = guidance_scale > 1
         with torch.no_grad():
             positive, negative = pipe.encode_prompt(prompt_after, pipe.device, 1, guided, negative_prompt or None)[:2]

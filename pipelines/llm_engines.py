@@ -70,12 +70,10 @@ def likeliest(probs: np.ndarray, mass: float = 0.0, at_least: int = 1) -> np.nda
     """Token ids in order of probability, likeliest first: at least `at_least` of them, and enough that their
     probabilities sum to `mass`; exactly the head of the whole vocabulary sorted (ties: the lower id first).
 
-    A partial sort of SmolLM2's 49152 probabilities takes 0.5-0.9 ms, once for the top-5 and once more for top-p,
-    on every token of every reply: for eight replies in a batch, 9 ms beside a 28 ms decode. The tokens within a
-    factor 1e-3 of the likeliest (then 1e-6, 1e-12, ...) are nearly always few and hold the mass asked for, and
-    only they are sorted: 0.05-0.1 ms a step at temperatures 0-1 (the same candidates and draws as before on 84
-    steps of the bundled model at 6 settings, 10-14x faster); a flat distribution (temperature 1.5) still sorts
-    thousands."""
+    Why not a partial sort of the whole vocabulary: it costs about a tenth of a batched decode on every token. The
+    tokens within a factor 1e-3 of the likeliest (then 1e-6, 1e-12, ...) are nearly always few and hold the mass
+    asked for, and only they are sorted (README: How the LLM runs; tests/test_llm_engines.py checks the result
+    against a full sort); a flat distribution (temperature 1.5) still sorts thousands."""
     top = probs.max()
     for ratio in (1e-3, 1e-6, 1e-12, 1e-24, 0.0):
         pool = np.flatnonzero(probs >= top * ratio)
@@ -104,22 +102,12 @@ def sample(probs: np.ndarray, temperature: float, top_p: float, rng: np.random.G
     return int(rng.choice(len(probs), p=probs))
 
 
-def cache_dir() -> Path:
-    """Where files this app derives from its models are kept: $APP_CACHE, else $XDG_CACHE_HOME (or ~/.cache)/diffusion-vs-llm."""
-    if os.environ.get("APP_CACHE"):
-        return Path(os.environ["APP_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "diffusion-vs-llm"
-
-
-def requantized(gguf_path: str, kind: str) -> str:
-    """`gguf_path` with its weights re-rounded to `kind` ("Q8_0"...) by llama.cpp, made once and kept in `cache_dir()`
+def requantized(gguf_path: str, kind: str, cache_dir: str) -> str:
+    """`gguf_path` with its weights re-rounded to `kind` ("Q8_0"...) by llama.cpp, made once and kept in `cache_dir`
     (keyed by the source's name, size and mtime); the source itself when it cannot be made (read-only disk...).
 
-    Why the bundled SmolLM2 runs as Q8_0 rather than the Q4_1 it ships as: llama.cpp multiplies a batch of tokens
-    against Q4_1 weights far slower than against Q8_0 on an AVX2 CPU (8 concurrent replies, one token each: 58-65 ms
-    a decode against 53-56 ms; eight 32-token replies at once through the server 4.5-5.8 s against 4.2-4.5 s), at
-    the same speed for one token. Q8_0 keeps every Q4_1 value to within 1/254 of its block's largest, under an eighth
-    of Q4_1's own rounding error; the file grows from 98 to 145 MB. Making it takes about 0.8 s on 2 cores."""
+    Why Q8_0 for the bundled Q4_1: llama.cpp multiplies a batch of tokens against Q8_0 weights faster, and Q8_0
+    keeps every Q4_1 value to within 1/254 of its block's largest (bench/llm_weights.py; README: How the LLM runs)."""
     import ctypes
 
     import llama_cpp
@@ -131,7 +119,7 @@ def requantized(gguf_path: str, kind: str) -> str:
                          "LLAMA_CPP_WEIGHTS=shipped runs the GGUF as it is.")
     source = Path(gguf_path)
     stat = source.stat()
-    target = cache_dir() / f"{source.stem}.{stat.st_size}-{stat.st_mtime_ns}.{kind}.gguf"
+    target = Path(cache_dir) / f"{source.stem}.{stat.st_size}-{stat.st_mtime_ns}.{kind}.gguf"
     if target.exists():
         return str(target)
     partial = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.partial")

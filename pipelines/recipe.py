@@ -5,6 +5,8 @@ INFO chunk (title = the prompt, comment = the recipe; where soundfile and player
 container's comment tag. "Load settings" reads a file back into the tab that made it.
 """
 
+from .checks import InvalidInput
+
 # Recipe keys (AUTOMATIC1111's "parameters" text: prompt, "Negative prompt: ...", then "Key: value, ...") <-> our
 # argument names. "Task" says which tab made the file, so "Load settings" can refuse another tab's file.
 RECIPE_KEYS = {"Task": "task", "Steps": "num_inference_steps", "CFG scale": "guidance_scale", "Seed": "seed",
@@ -33,7 +35,7 @@ def parse_recipe(text: str) -> dict:
     as numbers. Raises ValueError when the text is not such a recipe."""
     lines = (text or "").strip().split("\n")
     if len(lines) < 2 or not lines[-1].startswith("Task: "):
-        raise ValueError("This file has no recipe from this app (no 'Task: ...' line in its parameters).")
+        raise InvalidInput("file", "This file has no recipe from this app (no 'Task: ...' line in its parameters).")
     out = {"prompt": "\n".join(line for line in lines[:-1] if not line.startswith("Negative prompt: ")),
            "negative_prompt": next((line[len("Negative prompt: "):] for line in lines[:-1]
                                     if line.startswith("Negative prompt: ")), "")}
@@ -75,7 +77,7 @@ def recipe_in(path: str) -> str:
         try:
             text = wav_info(path)["comment"]
         except RuntimeError as exc:  # soundfile's LibsndfileError: not a readable WAV
-            raise ValueError(f"`file` is not a WAV this app can read: {exc}") from None
+            raise InvalidInput("file", f"`file` is not a WAV this app can read: {exc}") from None
     elif suffix == "mp4":
         import subprocess
 
@@ -91,5 +93,5 @@ def recipe_in(path: str) -> str:
                 lines.append(line)
         text = next((line[len("comment="):] for line in lines if line.startswith("comment=")), "")
     else:
-        raise ValueError(f"`file` must be a PNG, WAV or MP4 made by this app; got a .{suffix} file.")
+        raise InvalidInput("file", f"`file` must be a PNG, WAV or MP4 made by this app; got a .{suffix} file.")
     return text

@@ -24,7 +24,8 @@ from pathlib import Path
 if TYPE_CHECKING:  # annotations only: torch is imported on first use
     import torch
 
-from .base import MAX_PROMPT_CHARS, Cancelled, Step, TextOutput, Timer, check_range, check_seed, check_text, stream_steps
+from .base import Cancelled, Step, TextOutput, Timer, stream_steps
+from .checks import MAX_PROMPT_CHARS, check_multiple, check_range, check_seed, check_text
 from .diffusion import DiffusionModel
 
 MASK_GLYPH = "▒"  # how a still-masked position looks in previews
@@ -51,6 +52,7 @@ class TextDiffusionPipeline(DiffusionModel):
     """Spec, lazy locked loading and `info` as every diffusion family (DiffusionModel); a stream of refinements."""
 
     task = "text_diffusion"
+    LIMITS = {"gen_length": (8, 512, 8)}
 
     def load(self, path: str):
         """A DiffusionGemma checkpoint through DiffusionGemmaPipeline; any masked LM (a bundled LLaDA2Pipeline
@@ -94,10 +96,9 @@ class TextDiffusionPipeline(DiffusionModel):
     # -- generation ------------------------------------------------------------------------------
     def check_inputs(self, prompt, gen_length, num_inference_steps, seed, temperature) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
-        low, high, multiple = self.limit("gen_length", (8, 512, 8))
+        low, high, multiple = self.limit("gen_length")
         check_range("gen_length", gen_length, low, high, integer=True)
-        if int(gen_length) % multiple:
-            raise ValueError(f"`gen_length` must be a multiple of {multiple}; got {gen_length}.")
+        check_multiple("gen_length", gen_length, multiple)
         check_range("num_inference_steps", num_inference_steps, 1, int(gen_length), integer=True)
         check_seed(seed)
         check_range("temperature", temperature, 0.0, 2.0)
@@ -141,7 +142,7 @@ class TextDiffusionPipeline(DiffusionModel):
             return self._run_llada(pipe, prompt.strip(), int(gen_length), int(num_inference_steps), int(seed),
                                    float(temperature), emit, timer)
 
-        return stream_steps(work, self.lock, cpu=self.device == "cpu")
+        return stream_steps(work, self.lock, self.threads)
 
     @staticmethod
     def _record(tokenizer, index: int, total: int, canvas: list[int], committed: list[int], probs, mask_id: int,

@@ -4,10 +4,10 @@ as a stream of denoising steps; each preview is a strip of predicted clean frame
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 import os
 import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -15,17 +15,18 @@ from PIL import Image
 if TYPE_CHECKING:  # annotations only: torch is imported on first use
     import torch
 
-from .base import (MAX_PROMPT_CHARS, Step, Timer, VideoOutput, check_range, check_seed, check_text, created_now,
-                   output_path, stream_steps)
+from .base import Step, Timer, VideoOutput, created_now, output_path, stream_steps
+from .checks import MAX_PROMPT_CHARS, check_range, check_seed, check_text
 from .diffusion import DiffusionModel, denoise, generator_for
 from .recipe import recipe_text
-from .registry import known_words, resolve_path
+from .specs import known_words, resolve_path
 
 FPS = 8
 
 
 class VideoPipeline(DiffusionModel):
     task = "video"
+    LIMITS = {"num_inference_steps": (1, 100), "guidance_scale": (0.0, 20.0), "num_frames": (4, 32)}
     frame_phrases: dict[str, int] = {}  # phrase -> frames it has one embedding each for (see frame_prompts)
 
     def load(self, path: str):
@@ -61,9 +62,9 @@ class VideoPipeline(DiffusionModel):
     def check_inputs(self, prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, seed) -> None:
         check_text("prompt", prompt, MAX_PROMPT_CHARS)
         check_text("negative_prompt", negative_prompt, MAX_PROMPT_CHARS, optional=True)
-        check_range("num_frames", num_frames, *self.limit("num_frames", (4, 32)), integer=True)
-        check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps", (1, 100)), integer=True)
-        check_range("guidance_scale", guidance_scale, 0.0, 20.0)
+        check_range("num_frames", num_frames, *self.limit("num_frames"), integer=True)
+        check_range("num_inference_steps", num_inference_steps, *self.limit("num_inference_steps"), integer=True)
+        check_range("guidance_scale", guidance_scale, *self.limit("guidance_scale"))
         check_seed(seed)
 
     def stream(self, prompt: str, negative_prompt: str = "", num_frames: int | None = None,
@@ -71,9 +72,9 @@ class VideoPipeline(DiffusionModel):
                preview: bool = True) -> Iterator[Step | VideoOutput]:
         """Yield one Step per denoising iteration (preview: first/middle/last predicted frames), then a VideoOutput."""
         d = self.spec.defaults
-        num_frames = d.get("num_frames", 16) if num_frames is None else num_frames
-        num_inference_steps = d.get("num_inference_steps", 25) if num_inference_steps is None else num_inference_steps
-        guidance_scale = d.get("guidance_scale", 5.0) if guidance_scale is None else guidance_scale
+        num_frames = self.setting("num_frames", num_frames, 16)
+        num_inference_steps = self.setting("num_inference_steps", num_inference_steps, 25)
+        guidance_scale = self.setting("guidance_scale", guidance_scale, 5.0)
         self.check_inputs(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, seed)
 
         def work(emit):
@@ -86,14 +87,14 @@ class VideoPipeline(DiffusionModel):
                 kwargs["negative_prompt"] = negative_prompt.strip()
             kwargs["prompt"] = self.pipeline_prompt(pipe, kwargs["prompt"], int(num_frames))
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
-            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer)
+            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, threads=self.threads)
             recipe = recipe_text("video", prompt.strip(), (negative_prompt or "").strip(),
                                  num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
                                  seed=int(seed), num_frames=int(num_frames), model=self.spec.model_id)
             return VideoOutput(frames=list(output.frames[0]), fps=FPS, seed=int(seed), seconds=timer(), steps=steps,
                                recipe=recipe)
 
-        return stream_steps(work, self.lock, cpu=self.device == "cpu")
+        return stream_steps(work, self.lock, self.threads)
 
     def pipeline_prompt(self, pipe, prompt: str, num_frames: int) -> str | dict[int, str]:
         """What to pass as the pipeline's `prompt`: per-frame prompts (see frame_prompts) for a model with

@@ -84,8 +84,13 @@ def tiny_audioldm(tmp_path_factory) -> str:
     """A tiny AudioLDMPipeline folder (CLAP text encoder, Roberta tokenizer, HiFi-GAN vocoder)."""
     import torch
     from diffusers import AudioLDMPipeline, AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import (ClapTextConfig, ClapTextModelWithProjection, RobertaTokenizer, SpeechT5HifiGan,
-                              SpeechT5HifiGanConfig)
+    from transformers import (
+        ClapTextConfig,
+        ClapTextModelWithProjection,
+        RobertaTokenizer,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+    )
 
     torch.manual_seed(0)
     vocab = ["<s>", "<pad>", "</s>", "<unk>", "Ġ"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["Ġ" + w for w in WORDS]
@@ -141,7 +146,7 @@ def tiny_animatediff(tmp_path_factory, tiny_sd) -> tuple[str, str]:
 def tiny_llm(tmp_path_factory) -> str:
     """A tiny LlamaForCausalLM + a small BPE tokenizer with a chat template (the SmolLM2 / Qwen code path)."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     corpus = ["the quick brown fox jumps over the lazy dog", "a diffusion model refines noise step by step",
@@ -189,8 +194,9 @@ def tiny_masked_chat(tmp_path_factory, tiny_llm) -> str:
 @pytest.fixture(scope="session")
 def bundled():
     """(demo, pipelines) of the real app on the bundled preset, launched once on a free local port."""
-    from app import Settings, build_app
-    from demo.app_ui import launch_kwargs
+    from app import build_app
+    from demo.blocks import launch_kwargs
+    from settings import Settings
 
     demo, pipelines = build_app(Settings(preset="bundled", device="cpu"))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_kwargs())

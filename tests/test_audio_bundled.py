@@ -15,11 +15,12 @@ from sounds import WORDS, dtw_distance, log_mel_frames, measure, note_pitches, s
 
 from pipelines.audio import AudioPipeline
 from pipelines.base import final
-from pipelines.registry import get_spec, known_words, missing_message
+from pipelines.presets import get_spec
+from pipelines.specs import known_words, missing_message
 
 SEEDS = (70_001, 70_002, 70_003, 70_004)
-pytestmark = pytest.mark.skipif(missing_message("audio", get_spec("audio", "bundled")) is not None,
-                                reason="the bundled audio model is not in this checkout")
+pytestmark = [pytest.mark.skipif(missing_message("audio", get_spec("audio", "bundled")) is not None,
+                                reason="the bundled audio model is not in this checkout"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from pipelines.base import Step, check_range, check_seed, check_text, final, stream_steps
+from pipelines.base import Step, final, stream_steps
+from pipelines.checks import check_range, check_seed, check_text
 
 
 def counting_work(n: int, log: list, delay: float = 0.0):

@@ -6,13 +6,12 @@ import re
 import shutil
 
 import pytest
-
 from conftest import ARTIFACTS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+pytestmark = [pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="no Chromium here (make test installs Debian's chromium with apt-get, which needs "
-                                       "root): the browser tests need it")
+                                       "root): the browser tests need it"), pytest.mark.browser, pytest.mark.slow]
 TABS = ["Image", "Audio", "Video", "Text", "Text diffusion", "Understand", "Translate", "Key differences"]
 
 

@@ -5,7 +5,7 @@ import pytest
 from pipelines.base import Step, final
 from pipelines.compare import CompareOutput, branch, compare_stream, cost, knobs, switch
 from pipelines.image import ImagePipeline
-from pipelines.registry import ModelSpec
+from pipelines.specs import ModelSpec
 from pipelines.text import TextPipeline
 from pipelines.text_diffusion import TextDiffusionPipeline
 
@@ -25,10 +25,10 @@ def test_both_sides_stream_then_one_result(pair):
     assert all(isinstance(item, Step) for side, item in items[:-1])
     out = items[-1][1]
     assert out.image.size == (32, 32) and isinstance(out.text, str)
-    d, l = out.records["diffusion"], out.records["llm"]
+    d, lm = out.records["diffusion"], out.records["llm"]
     assert [r["step"] for r in d] == [1, 2, 3] and all(r["forward_passes"] == 2 for r in d)  # CFG: two passes a step
     assert all({"step", "timestep", "seconds"} <= set(r) for r in d)
-    for r in l:
+    for r in lm:
         assert {"step", "token", "probability", "candidates", "seconds"} <= set(r)
         assert len(r["candidates"]) == 5 and {"token", "token_id", "probability"} == set(r["candidates"][0])
 
@@ -92,7 +92,8 @@ def test_a_branch_keeps_the_tokens_before_its_step_and_takes_the_chosen_candidat
 
 def test_switching_the_prompt_changes_the_steps_after_the_switch(pair):
     image = pair[0]
-    plain = {p: final(image.stream(p, "", 4, 3.0, 2, 32, 32, preview=False)).image.tobytes() for p in ("a red circle", "a blue square")}
+    plain = {p: final(image.stream(p, "", 4, 3.0, 2, 32, 32, preview=False)).image.tobytes()
+             for p in ("a red circle", "a blue square")}
     at = {k: switch(image, "a red circle", "a blue square", k, 4, 2).image.tobytes() for k in (1, 3)}
     assert at[1] == plain["a blue square"]  # switched before the first step: the second prompt all along
     assert at[3] not in plain.values()  # two steps of each

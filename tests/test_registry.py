@@ -2,8 +2,9 @@
 
 import pytest
 
-from app import parse_settings
-from pipelines.registry import MODELS, PRESETS, TASKS, build_pipelines, get_spec, missing_message
+from pipelines.presets import MODELS, PRESETS, TASKS, build_pipelines, get_spec
+from pipelines.specs import missing_message
+from settings import parse_settings
 
 
 def test_every_task_has_every_preset_with_a_licence():
@@ -35,7 +36,7 @@ def test_missing_bundled_folder_says_how_to_get_it():
 
 def test_building_pipelines_loads_nothing():
     pipelines = build_pipelines("large")
-    assert set(pipelines) == set(TASKS)
+    assert set(pipelines) == set(TASKS) | {"understand", "translate"}
     assert all(getattr(p, "_pipe", None) is None and getattr(p, "_model", None) is None for p in pipelines.values())
 
 
@@ -44,7 +45,8 @@ def test_settings_cli_beats_env_beats_default():
     assert parse_settings([], env={"PRESET": "small", "PORT": "9000"}).port == 9000
     s = parse_settings(["--preset", "large", "--image-model", "x/y", "--share", "--auth", "u:p"], env={"PRESET": "small"})
     assert (s.preset, s.overrides, s.share, s.auth) == ("large", {"image_model": "x/y"}, True, "u:p")
-    assert parse_settings([], env={"TEXT_MODEL": "Qwen/Qwen2.5-0.5B-Instruct"}).overrides == {"text_model": "Qwen/Qwen2.5-0.5B-Instruct"}
+    qwen = "Qwen/Qwen2.5-0.5B-Instruct"
+    assert parse_settings([], env={"TEXT_MODEL": qwen}).overrides == {"text_model": qwen}
 
 
 def test_bad_settings_are_refused():
@@ -55,13 +57,20 @@ def test_bad_settings_are_refused():
 
 
 def test_login_slows_down_guessers():
-    from app import Login
+    import time
+
+    from fastapi import HTTPException
+
+    from app import CLIENT, Login
 
     login = Login("me", "secret", limit=5, window_s=0.5)
     assert login("me", "secret")
-    assert not any(login("me", f"guess{i}") for i in range(30))
-    assert not login("me", "secret")  # locked for the window after five wrong guesses
-    import time
-
+    CLIENT.set("10.0.0.9")  # a guesser
+    assert not any(login("me", f"guess{i}") for i in range(5))
+    with pytest.raises(HTTPException, match=r"Too many attempts; try again in 1 s"):
+        login("me", "secret")  # that address, under that name, is locked for the window
+    CLIENT.set("10.0.0.1")  # the right user, elsewhere, is not
+    assert login("me", "secret")
     time.sleep(0.6)
+    CLIENT.set("10.0.0.9")
     assert login("me", "secret") and not login("you", "secret")

@@ -1,4 +1,4 @@
-"""Models served elsewhere (pipelines/remote.py), against real servers started here: llama.cpp's OpenAI-compatible
+"""Models served elsewhere (pipelines/remote_text.py, remote_app.py), against real servers started here: llama.cpp's OpenAI-compatible
 server (`llama-cpp-python[server]`) on the bundled GGUF, and this app itself as the remote of the diffusion tabs."""
 
 import importlib.util
@@ -12,9 +12,13 @@ import urllib.request
 import numpy as np
 import pytest
 
-from pipelines.base import Step, final
-from pipelines.registry import build_pipelines, get_spec
+from pipelines.base import Step, Tuning, final
+from pipelines.presets import build_pipelines, get_spec
 from pipelines.text import TextPipeline, find_gguf
+from pipelines.translation import Translation
+from pipelines.understanding import Understanding
+
+pytestmark = [pytest.mark.remote, pytest.mark.slow]
 
 needs_server = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("sse_starlette") is None
@@ -54,7 +58,8 @@ def llm_server():
 
 @pytest.fixture(scope="module")
 def local_llm():
-    return TextPipeline(get_spec("text", "bundled"), engine="llama.cpp" if importlib.util.find_spec("llama_cpp") else None)
+    engine = "llama.cpp" if importlib.util.find_spec("llama_cpp") else "auto"
+    return TextPipeline(get_spec("text", "bundled"), tuning=Tuning(llm_engine=engine))
 
 
 @pytest.fixture(scope="module")
@@ -89,20 +94,21 @@ def test_remote_llm_keeps_the_seed_and_the_chat(remote_llm, local_llm):
 
 @needs_server
 def test_understanding_and_translation_through_the_remote(remote_llm, local_llm):
+    remote, local = Understanding(remote_llm), Understanding(local_llm)
     for sentence in ("I loved this film, the acting was wonderful.", "The food was cold and the waiter was rude."):
-        assert remote_llm.understand(sentence, "sentiment")["label"] == local_llm.understand(sentence, "sentiment")["label"]
+        assert remote.understand(sentence, "sentiment")["label"] == local.understand(sentence, "sentiment")["label"]
     text = "Marie Curie moved to Paris and worked at the Sorbonne in 1891."
-    remote_words = [k["keyword"] for k in remote_llm.understand(text, "keywords")["keywords"]]
-    local_words = [k["keyword"] for k in local_llm.understand(text, "keywords")["keywords"]]
+    remote_words = [k["keyword"] for k in remote.understand(text, "keywords")["keywords"]]
+    local_words = [k["keyword"] for k in local.understand(text, "keywords")["keywords"]]
     assert len(set(remote_words[:3]) & set(local_words)) >= 2, (remote_words, local_words)
-    entities = remote_llm.understand(text, "entities")["entities"]
+    entities = remote.understand(text, "entities")["entities"]
     assert [e["text"] for e in entities] == ["Marie Curie", "Paris", "Sorbonne"] and entities[0]["type"] == "person"
     # Translation asks for a repetition penalty (1.1), and servers differ in which tokens it counts: ours, as
     # transformers, counts the prompt's too; llama-cpp-python's server only the last 64 it generated. So the two agree
     # on the translation (its first line) but not on what a small model may ramble on with after it: here, whether
     # " the" (in the prompt) follows "In French,".
-    remote = final(remote_llm.translate_stream("Good morning, my friend.", "English", "French")).text
-    local = final(local_llm.translate_stream("Good morning, my friend.", "English", "French")).text
+    remote = final(Translation(remote_llm).stream("Good morning, my friend.", "English", "French")).text
+    local = final(Translation(local_llm).stream("Good morning, my friend.", "English", "French")).text
     assert remote.splitlines()[0] == local.splitlines()[0] and "Bonjour" in remote, (remote, local)
 
 
@@ -130,22 +136,22 @@ def test_a_stopped_reply_frees_the_server(remote_llm):
     assert time.perf_counter() - t < 20  # not queued behind the rest of the 1,500 tokens (about a minute)
 
 
-def test_a_remote_llm_that_is_down_or_silent_names_itself(monkeypatch):
-    from pipelines import remote
+def test_a_remote_llm_that_is_down_or_silent_names_itself():
+    from pipelines.base import BackendError
+    from pipelines.remote_text import RemoteTextPipeline
 
     down = f"http://127.0.0.1:{free_port()}"
     model = build_pipelines("bundled", backends={"text": down})["text"]
-    with pytest.raises(remote.BackendError, match=f"text backend at {down}/v1 is not answering"):
+    with pytest.raises(BackendError, match=f"text backend at {down}/v1 is not answering"):
         final(model.stream("hello", "", 4, 0.0, 1.0, 0))
 
     silent = socket.socket()  # accepts the connection, never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen()
-    monkeypatch.setattr(remote, "READ_TIMEOUT_S", 1.0)
-    model = remote.RemoteTextPipeline(get_spec("text", "bundled"), f"http://127.0.0.1:{silent.getsockname()[1]}",
-                                      model="any")
+    model = RemoteTextPipeline(get_spec("text", "bundled"), f"http://127.0.0.1:{silent.getsockname()[1]}", model="any",
+                               tuning=Tuning(backend_timeout_s=1.0))
     t = time.perf_counter()
-    with pytest.raises(remote.BackendError, match="did not answer within 1 s"):
+    with pytest.raises(BackendError, match="did not answer within 1 s"):
         final(model.stream("hello", "", 4, 0.0, 1.0, 0))
     assert time.perf_counter() - t < 10
     silent.close()
@@ -180,7 +186,7 @@ def test_remote_audio_and_video_match_the_local_models(remote_diffusion, bundled
 
 
 def test_remote_diffusion_checks_first_stops_and_names_a_down_remote(remote_diffusion):
-    from pipelines.remote import BackendError
+    from pipelines.base import BackendError
 
     with pytest.raises(ValueError, match="num_inference_steps"):  # refused here, before anything is sent
         final(remote_diffusion["image"].stream("a red circle", "", 0, 4.0, 5, 64, 64))
@@ -200,8 +206,9 @@ def test_a_front_end_app_serves_through_its_remotes(bundled, llm_server, local_l
     that is down (its tab fails, saying so; the others keep working)."""
     from gradio_client import Client
 
-    from app import Settings, build_app
-    from demo.app_ui import launch_kwargs
+    from app import build_app
+    from demo.blocks import launch_kwargs
+    from settings import Settings
 
     down = f"http://127.0.0.1:{free_port()}"
     settings = Settings(preset="bundled", device="cpu", backends={"text_backend": llm_server, "image_backend":
@@ -213,16 +220,16 @@ def test_a_front_end_app_serves_through_its_remotes(bundled, llm_server, local_l
         with pytest.raises(Exception, match=f"audio backend at {down}"):
             client.predict("a rising siren", "", 2.0, 5, 3.0, 1, False, api_name="/audio")
         image, progress, _ = client.predict("a red circle", "", 4, 4.0, 5, 64, 64, False, api_name="/image")
-        assert os.path.exists(image) and "done: 4 steps" in progress
+        assert os.path.exists(image) and (progress["step"], progress["total"], progress["done"]) == (4, 4, True)
         reply, progress, _, _ = client.predict("What is the capital of France?", "", 8, 0.0, 1.0, 0, api_name="/text")
         assert reply == final(local_llm.stream("What is the capital of France?", "", 8, 0.0, 1.0, 0)).text
-        assert "done: 8 tokens" in progress
+        assert (progress["step"], progress["done"], progress["unit"]) == (8, True, "token")
     finally:
         demo.close()
 
 
 def test_backend_flags_are_urls():
-    from app import parse_settings
+    from settings import parse_settings
 
     s = parse_settings(["--text-backend", "http://gpu:8000/v1", "--text-backend-model", "qwen", "--image-backend",
                         "user/space"], env={})

@@ -4,13 +4,15 @@ import os
 import time
 
 from pipelines.base import OUTPUT_TTL_S, final, output_path
-from pipelines.registry import ModelSpec
-from pipelines.text import MAX_ENTITY_SPANS, TextPipeline
+from pipelines.specs import ModelSpec
+from pipelines.text import TextPipeline
+from pipelines.translation import Translation
+from pipelines.understanding import MAX_ENTITY_SPANS, Understanding
 
 
 def test_entities_type_a_bounded_number_of_spans(tiny_llm):
     text = " ".join(f"Name{i} met Person{i}." for i in range(60))  # 120 capitalised spans, under 2,000 characters
-    model = TextPipeline(ModelSpec(tiny_llm, "test"), device="cpu")
+    model = Understanding(TextPipeline(ModelSpec(tiny_llm, "test"), device="cpu"))
     assert len(model.entity_spans(text)) == 120
     out = model.understand(text, "entities")
     assert len(out["entities"]) == MAX_ENTITY_SPANS and out["spans_not_typed"] == 120 - MAX_ENTITY_SPANS
@@ -19,23 +21,23 @@ def test_entities_type_a_bounded_number_of_spans(tiny_llm):
 def test_a_stopped_understand_request_stops_its_work(tiny_llm):
     """/understand streams its progress, so a client that leaves (or Stop) ends the work at the next span."""
     text = " ".join(f"Name{i} met Person{i}." for i in range(60))
-    model = TextPipeline(ModelSpec(tiny_llm, "test"), device="cpu")
+    model = Understanding(TextPipeline(ModelSpec(tiny_llm, "test"), device="cpu"))
     typed = []
     classify = model._classify
     model._classify = lambda *args, **kwargs: typed.append(args[0]) or classify(*args, **kwargs)
-    stream = model.understand_stream(text, "entities")
+    stream = model.stream(text, "entities")
     first = next(stream)
     assert (first.index, first.total, first.info["done"]) == (1, MAX_ENTITY_SPANS, "Name0")
     stream.close()  # returns once the worker has stopped
     assert len(typed) <= 2  # of the 24 spans it would type
-    summary = [s for s in model.understand_stream("A short text about rain.", "summary") if hasattr(s, "index")]
+    summary = [s for s in model.stream("A short text about rain.", "summary") if hasattr(s, "info")]
     assert summary and summary[-1].total == 60 and all(s.info["task"] == "summary" for s in summary)
 
 
 def test_a_short_sentence_gets_a_short_translation(tiny_llm):
     model = TextPipeline(ModelSpec(tiny_llm, "test"), device="cpu")
     tokens = len(model.engine.encode("hello world"))
-    out = final(model.translate_stream("hello world", "English", "French"))  # a random tiny model never stops by itself
+    out = final(Translation(model).stream("hello world", "English", "French"))  # a random tiny model never stops by itself
     assert len(out.steps) <= 2 * tokens + 16 < 256
 
 
@@ -57,7 +59,8 @@ def test_two_identical_requests_never_make_the_same_file(tiny_mel, tiny_sd):
     clips = [final(audio.stream("a high tone", "", 0.5, 2, 3.0, 5, preview=False)) for _ in range(2)]
     assert clips[0].recipe == clips[1].recipe and (clips[0].audio == clips[1].audio).all()
     assert render_clip(clips[0].audio, 16000, clips[0].recipe)[0] != render_clip(clips[1].audio, 16000, clips[1].recipe)[0]
-    image = ImagePipeline(ModelSpec(tiny_sd, "test", {"width": 32, "height": 32}, {"width": (32, 64, 16), "height": (32, 64, 16)}),
+    image = ImagePipeline(ModelSpec(tiny_sd, "test", {"width": 32, "height": 32},
+                                    {"width": (32, 64, 16), "height": (32, 64, 16)}),
                           device="cpu")
     a, b = (final(image.stream("a red circle", "", 2, 3.0, 1, 32, 32, preview=False)).image for _ in range(2))
     assert a.tobytes() == b.tobytes() and a.info["Creation Time"] != b.info["Creation Time"]

@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT
 
 from pipelines.base import Step, TextOutput, final
-from pipelines.registry import ModelSpec, get_spec
+from pipelines.presets import get_spec
+from pipelines.specs import ModelSpec
 from pipelines.text_diffusion import MASK_GLYPH, TextDiffusionPipeline, records
 
 LIMITS = {"gen_length": (8, 48, 8)}

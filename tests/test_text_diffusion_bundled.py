@@ -14,11 +14,12 @@ from descriptions import prompt_parts, prompt_text
 from shapes import random_scene
 
 from pipelines.base import final
-from pipelines.registry import get_spec, missing_message
+from pipelines.presets import get_spec
+from pipelines.specs import missing_message
 from pipelines.text_diffusion import MASK_GLYPH, TextDiffusionPipeline
 
-pytestmark = pytest.mark.skipif(missing_message("text_diffusion", get_spec("text_diffusion", "bundled")) is not None,
-                                reason="the bundled text-diffusion model is not in this checkout")
+pytestmark = [pytest.mark.skipif(missing_message("text_diffusion", get_spec("text_diffusion", "bundled")) is not None,
+                                reason="the bundled text-diffusion model is not in this checkout"), pytest.mark.slow]
 PROMPT_RNG = 90_001  # training samples from random.Random(0)
 SEEDS = range(91_000, 91_030)
 

@@ -6,13 +6,16 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import ROOT
 from safetensors.torch import load_file
 
 from pipelines.base import final
-from pipelines.registry import ModelSpec
+from pipelines.specs import ModelSpec
 from pipelines.video import VideoPipeline
+
+pytestmark = [pytest.mark.training, pytest.mark.slow]
 
 
 def test_train_image_saves_a_pipeline_the_image_tab_loads(tmp_path):
@@ -32,7 +35,8 @@ def test_train_image_saves_a_pipeline_the_image_tab_loads(tmp_path):
     assert all(t.dtype == torch.float16 for f in out.rglob("*.safetensors") for t in load_file(f).values())
     assert json.loads((out / "vae" / "config.json").read_text())["scaling_factor"] != 0.18215
 
-    image = ImagePipeline(ModelSpec(str(out), "test", {"width": 64, "height": 64}, {"width": (64, 64, 16), "height": (64, 64, 16)}),
+    image = ImagePipeline(ModelSpec(str(out), "test", {"width": 64, "height": 64},
+                                    {"width": (64, 64, 16), "height": (64, 64, 16)}),
                           device="cpu")
     assert set(VOCABULARY) <= set(image.vocabulary)
     result = final(image.stream("a red circle", "", 2, 2.0, 0, 64, 64, preview=False))

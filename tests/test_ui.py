@@ -1,29 +1,30 @@
-"""demo/ui.py helpers, without launching anything."""
+"""demo/ helpers and tab builders, without launching anything."""
 
-from pathlib import Path
 
 import gradio as gr
 import pytest
 
-from demo.ui import Slider, model_line, seed_input
+from demo.widgets import model_line, seed_input
 
 
-def test_named_slider_keeps_its_browser_config_and_names_its_field():
+def test_progress_is_data_and_its_bar_is_drawn_by_the_browser():
+    """The API returns the numbers (step, total, seconds, done); the bar is the component's template."""
+    from demo.widgets import StepProgress, progress
+    from pipelines.base import Step
+
     with gr.Blocks():
-        slider = Slider(0, 2, value=0.7, step=0.05, label="Temperature", field="temperature")
+        bar = StepProgress()
         seed = seed_input()
-    config = slider.get_config()  # what the browser gets: a subclass must not lose these
-    assert (config["minimum"], config["maximum"], config["value"], config["step"]) == (0, 2, 0.7, 0.05)
+    assert bar.api_info()["type"] == "object" and "${value" in bar.get_config()["html_template"]
     assert seed.get_config()["maximum"] == 2**32 - 1
-    assert slider.preprocess(1.5) == 1.5
-    # Out of range, null or not a number: handed on as it came, for the event's validator to refuse by name.
-    assert slider.preprocess(9.0) == 9.0 and slider.preprocess(None) is None and slider.preprocess("abc") == "abc"
-    assert seed.preprocess(-1) == -1
+    assert progress(None) is None
+    assert progress(Step(3, 25, 0.6)) == {"step": 3, "total": 25, "seconds": 0.6, "done": False, "unit": "step"}
+    assert progress(Step(25, 25, 4.9), done=True, seconds=5.0, unit="token")["seconds"] == 5.0
 
 
 def test_the_validator_names_the_bad_parameter_before_anything_runs():
-    from demo.ui import validator
-    from pipelines.base import check_range, check_seed
+    from demo.widgets import validator
+    from pipelines.checks import check_range, check_seed
 
     def fn(prompt, temperature, seed):
         raise AssertionError("a validator never calls the event's function")
@@ -41,7 +42,7 @@ def test_the_validator_names_the_bad_parameter_before_anything_runs():
 
 
 def test_unknown_words_know_the_words_of_vocabulary_phrases():
-    from pipelines.registry import unknown_words
+    from pipelines.specs import unknown_words
 
     vocabulary = ["a", "circle", "red", "left", "moving left", "growing"]
     assert unknown_words("A red circle moving left", vocabulary) == []
@@ -71,7 +72,7 @@ def test_entities_and_keywords_are_marked_over_the_text_as_whole_words():
 
 def test_candidates_and_canvas_views():
     from demo.text_diffusion_tab import NEW, canvas_value
-    from demo.ui import candidates_label
+    from demo.widgets import candidates_label
     from pipelines.base import Step
 
     step = Step(1, 4, 0.1, info={"token": " red", "candidates": [{"token": " red", "probability": 0.7},
@@ -85,94 +86,19 @@ def test_the_chat_examples_are_headed_by_short_names():
     """An Examples table's header is its inputs' labels unless set: the message box's label carries its key hints."""
     from demo import text_tab
 
+    info = {"defaults": {"max_new_tokens": 8, "temperature": 0.7, "top_p": 0.9}, "model_id": "m", "licence": "l",
+            "engine": "llama.cpp"}
     with gr.Blocks() as blocks:
-        text_tab.build(lambda *a, **k: iter(()), {"defaults": {}, "model_id": "m", "licence": "l", "engine": "llama.cpp"})
+        text_tab.build(lambda *a, **k: iter(()), info)
     headers = [c.headers for c in blocks.blocks.values() if isinstance(c, gr.Dataset)]
     assert headers == [["Message", "System prompt"]]
 
 
-def _fresh_python(code: str) -> str:
-    """Run `code` in a new interpreter at the repository root (gradio not yet imported); its stdout."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
-
-
-def test_gradio_imports_without_its_stub_writer_and_still_works():
-    """demo/gradio_import.py: gradio's per-component .pyi writer is skipped; components and events work as before."""
-    code = """
-import sys
-from demo.gradio_import import skip_stub_writing
-assert skip_stub_writing()
-import gradio as gr
-from gradio import component_meta
-component_meta.create_or_modify_pyi(gr.Textbox, "Textbox", [])  # a no-op now: would read and parse the source
-with gr.Blocks() as blocks:
-    box = gr.Textbox(label="x")
-    box.submit(lambda s: s, box, box)
-assert blocks.config["components"] and not skip_stub_writing()  # already imported: says so
-print(component_meta.create_or_modify_pyi.__name__)
-"""
-    assert _fresh_python(code).strip() == "<lambda>"
-
-
-def test_gradio_imports_without_the_mcp_sdk_when_no_mcp_is_served():
-    """demo/gradio_import.defer_mcp, which app.py's main() calls when started without --mcp: `import gradio` loads no
-    MCP SDK, and an MCP server built anyway says how to get one. (With --mcp: test_app.py's MCP test.)"""
-    code = """
-import sys
-from demo.gradio_import import defer_mcp
-assert defer_mcp()
-import gradio as gr
-from gradio.mcp import GradioMCPServer
-assert not any(name == "mcp" or name.startswith("mcp.") for name in sys.modules), "the MCP SDK was imported"
-with gr.Blocks() as blocks:
-    box = gr.Textbox(label="x")
-    box.submit(lambda s: s, box, box)
-try:
-    GradioMCPServer(blocks)
-except RuntimeError as exc:
-    print(exc)
-assert not defer_mcp()  # already imported: says so
-"""
-    assert "start the app with --mcp" in _fresh_python(code)
-
-
-def test_the_app_builds_without_pandas_or_a_server_and_both_come_on_first_use():
-    """demo/gradio_import.defer_pandas and app_ui.server_built_at_launch (start-up: README, #16): building the whole
-    app loads no pandas and builds no FastAPI app; a plot's DataFrame then works, and the app serves after launch."""
-    code = """
-import sys, urllib.request
-import app
-import pandas
-from gradio.routes import App
-settings = app.parse_settings(["--max-queue", "7"])
-demo, _ = app.build_app(settings)
-assert "pandas.core" not in sys.modules and type(pandas).__name__ == "_Deferred", "pandas was imported"
-assert demo.app is None and demo._queue.max_size == 7
-assert App.create_app(demo) is not None  # the build is back once the UI is built
-from demo.differences_tab import seconds_frame
-import gradio as gr
-frame = seconds_frame({"llm": [{"step": 1, "seconds": 0.5}]})
-assert list(frame.columns) == ["step", "seconds", "lane"] and type(sys.modules["pandas"]).__name__ == "module"
-assert gr.LinePlot(x="step", y="seconds").postprocess(frame) is not None
-demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-with urllib.request.urlopen(demo.local_url, timeout=30) as r:
-    print("served", r.status)
-demo.close()
-"""
-    assert "served 200" in _fresh_python(code)
-
-
 def test_gradio_telemetry_is_off_unless_asked_for():
-    from demo.app_ui import telemetry
+    from settings import parse_settings
 
-    assert not telemetry({}) and not telemetry({"GRADIO_ANALYTICS_ENABLED": "False"})
-    assert telemetry({"GRADIO_ANALYTICS_ENABLED": "True"})
+    assert not parse_settings([], {}).analytics and not parse_settings([], {"GRADIO_ANALYTICS_ENABLED": "False"}).analytics
+    assert parse_settings([], {"GRADIO_ANALYTICS_ENABLED": "True"}).analytics
 
 
 def _event_fn(demo, api_name):
@@ -186,8 +112,8 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
 
     from PIL import Image
 
-    from demo import image_tab, text_tab
-    from demo.ui import Shown
+    from demo import diffusion_tab, text_tab
+    from demo.widgets import Pacer, Shown
     from pipelines.base import ImageOutput, Step, TextOutput
 
     def is_skip(value):
@@ -195,10 +121,10 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
 
     red, blue = Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue")
 
-    def image_stream(*args, preview=True):
+    def image_stream(preview=True, **request):
         steps = [Step(1, 3, 0.1, red), Step(2, 3, 0.2, None), Step(3, 3, 0.3, blue)]  # step 2: no preview
         for step in steps:
-            time.sleep(0.06)  # slower than DIFFUSION_STREAMS' budget for one image, so step 2 is shown too
+            time.sleep(0.06)  # slower than the pacer's budget for one image, so step 2 is shown too
             yield step
         yield ImageOutput(blue, 0, 0.3, steps)
 
@@ -207,14 +133,18 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
                                                 "candidates": [{"token": "ab"[k - 1], "probability": 0.5}]})
                  for k in (1, 2)]
         for step in steps:
-            time.sleep(0.03)  # a token every 30 ms: slower than TOKEN_STREAMS' budget, so every step is shown
+            time.sleep(0.03)  # a token every 30 ms: slower than the pacer's budget, so every step is shown
             yield step
         yield TextOutput("ab", 0.2, steps)
 
-    info = {"model_id": "m", "licence": "MIT", "defaults": {}, "limits": {}}
+    info = {"model_id": "m", "licence": "MIT",
+            "defaults": {"num_inference_steps": 3, "guidance_scale": 1.0, "width": 8, "height": 8, "max_new_tokens": 2,
+                         "temperature": 0.7, "top_p": 0.9},
+            "limits": {"num_inference_steps": (1, 10), "guidance_scale": (0, 20), "width": (8, 64, 8), "height": (8, 64, 8)}}
     with gr.Blocks() as demo:
-        image_tab.build(image_stream, info)
-        text_tab.build(text_stream, info)
+        diffusion_tab.build("image", image_stream, info, finish=lambda out: {"image": out.image},
+                            pacer=Pacer(20, always=lambda step: step.preview is not None))
+        text_tab.build(text_stream, info, pacer=Pacer(40))
     image_steps = list(_event_fn(demo, "image")("p", "", 3, 1.0, 0, 8, 8, True))[:-1]
     assert not any(is_skip(v) for update in image_steps for v in update)
     assert [update[0] for update in image_steps] == [red, red, blue]  # a step without a preview keeps the last one
@@ -236,7 +166,7 @@ def test_token_streams_share_an_update_budget_and_keep_their_first_step_and_outp
     import threading
     import time
 
-    from demo.ui import Pacer
+    from demo.widgets import Pacer
     from pipelines.base import Step
 
     def tokens(n, gap_s=0.03):
@@ -256,11 +186,11 @@ def test_token_streams_share_an_update_budget_and_keep_their_first_step_and_outp
         t.join()
     for items in shown.values():
         steps = [s.index for s in items[:-1]]
-        assert steps[0] == 1 and items[-1] == "output" and 2 <= len(steps) <= 10, steps
+        assert steps[0] == 1 and steps[-1] == 20 and items[-1] == "output" and 2 <= len(steps) <= 11, steps
     inner = tokens(5)
     early = pace(inner)
     next(early)
     early.close()
     assert pace.running == 0 and inner.gi_frame is None  # the stream it read is closed too (a run is cancelled)
     odd = Pacer(per_second=1, always=lambda step: step.index % 2 == 1)  # one update a second, but odd steps always
-    assert [s.index for s in list(odd(tokens(6, gap_s=0.01)))[:-1]] == [1, 3, 5]
+    assert [s.index for s in list(odd(tokens(6, gap_s=0.01)))[:-1]] == [1, 3, 5, 6]  # and the last step

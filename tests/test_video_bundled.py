@@ -14,11 +14,12 @@ import pytest
 from clips import MOTIONS, motion_of, random_clip, track
 
 from pipelines.base import final
-from pipelines.registry import get_spec, missing_message
+from pipelines.presets import get_spec
+from pipelines.specs import missing_message
 from pipelines.video import VideoPipeline
 
-pytestmark = pytest.mark.skipif(missing_message("video", get_spec("video", "bundled")) is not None,
-                                reason="the bundled video model is not in this checkout")
+pytestmark = [pytest.mark.skipif(missing_message("video", get_spec("video", "bundled")) is not None,
+                                reason="the bundled video model is not in this checkout"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from sounds import WORDS, dtw_distance, log_mel_frames, measure, note_pitches, s
 
 from pipelines.audio import AudioPipeline, render_clip  # noqa: E402
 from pipelines.base import final  # noqa: E402
-from pipelines.registry import ModelSpec  # noqa: E402
+from pipelines.specs import ModelSpec  # noqa: E402
 
 SOUND_CHECKS = {
     "high above low": lambda h, s: h["a high tone", s]["centroid"] > 2 * h["a low tone", s]["centroid"],

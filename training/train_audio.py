@@ -28,10 +28,11 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
-from pipelines.mel_diffusion import GriffinLimVocoder, MelDiffusionPipeline  # noqa: E402
 from sounds import PITCHES, RATES, VOCABULARY, VOICES, sample  # noqa: E402
 from tokenizer import build_tokenizer  # noqa: E402
 from train_image import autocast, cosine_lr, log, make_text_encoder, update  # noqa: E402
+
+from pipelines.mel_diffusion import GriffinLimVocoder, MelDiffusionPipeline  # noqa: E402
 
 FRAMES = 128  # frames of the training crops (2.048 s at hop 256)
 

@@ -279,7 +279,8 @@ def main():
     # 5. Save a standard StableDiffusionPipeline folder, fp16 weights (loaded back as fp32).
     save_pipeline(args.out, vae, ema_text, tokenizer, ema_unet, noise_scheduler)
     run = {"seed": args.seed, "unet_steps": args.unet_steps, "lr": args.lr, "object_weight": args.object_weight,
-           "batch_size": args.batch_size, "precision": args.precision, "num_images": args.num_images, "minutes": round((time.time() - t0) / 60, 1)}
+           "batch_size": args.batch_size, "precision": args.precision, "num_images": args.num_images,
+           "minutes": round((time.time() - t0) / 60, 1)}
     if args.resume:  # keep the history of the model this run started from
         info = json.loads(Path(args.resume, "training_info.json").read_text())
         info.setdefault("resumed", []).append(run)

@@ -33,18 +33,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AnimateDiffPipeline, DDPMScheduler, MotionAdapter, StableDiffusionPipeline, UNetMotionModel
+from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
-from diffusers.utils import convert_state_dict_to_diffusers
 from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 from clips import FRAME_INIT, FRAME_TOKENS, MOTIONS, NUM_FRAMES, sample  # noqa: E402
-from pipelines.video import frame_token  # noqa: E402
 from shapes import COLOURS, VOCABULARY  # noqa: E402
 from train_image import cosine_lr, log, update  # noqa: E402
+
+from pipelines.video import frame_token  # noqa: E402
 
 LORA_TARGETS = r".*attentions\.\d+\.transformer_blocks\.\d+\.attn2\.(to_q|to_k|to_v|to_out\.0)"  # spatial cross-attention only
 

@@ -1,28 +1,21 @@
-"""One registry: (task, preset) -> model. Presets: `bundled` (offline, default), `small` (Hub, CPU), `large` (Hub, GPU).
+"""The one table: (task, preset) -> model. Presets: `bundled` (offline, default), `small` (Hub, CPU), `large` (Hub, GPU).
 
-Every model id can be overridden (CLI flag or environment variable, see app.py). Unknown tasks or
-presets raise an error that lists the valid ones. Models load lazily, once, on first use.
+The only module that knows every model family (as transformers' SUPPORTED_TASKS does). Every model id can be
+overridden (settings.py: a CLI flag or an environment variable). Unknown tasks or presets raise an error that lists
+the valid ones. Nothing loads here: each pipeline loads its model on first use.
 """
 
-import json
-import os
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = ROOT / "models"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    model_id: str  # Hub id, or a folder (relative paths are under the repository root)
-    licence: str  # shown in the UI and README
-    defaults: dict = field(default_factory=dict)  # UI defaults for this model (steps, guidance, size...)
-    limits: dict = field(default_factory=dict)  # per-model input ranges, e.g. {"width": (256, 768, 64)}
-    motion_adapter: str | None = None  # video: a MotionAdapter folder / Hub id / single .safetensors URL
-    gguf_wheel: str | None = None  # text: a pip package shipping the GGUF file (bundled SmolLM2)
-
+from .audio import AudioPipeline
+from .base import Tuning
+from .image import ImagePipeline
+from .remote_app import RemoteDiffusionPipeline
+from .remote_text import RemoteTextPipeline
+from .specs import ModelSpec, missing_message
+from .text import TextPipeline
+from .text_diffusion import TextDiffusionPipeline
+from .translation import Translation
+from .understanding import Understanding
+from .video import VideoPipeline
 
 TASKS = ("image", "audio", "video", "text", "text_diffusion")
 PRESETS = ("bundled", "small", "large")
@@ -31,7 +24,8 @@ MODELS: dict[str, dict[str, ModelSpec]] = {
     "image": {
         "bundled": ModelSpec(
             "models/tiny-shapes-image", "MIT (trained by this project, training/train_image.py)",
-            defaults={"num_inference_steps": 25, "guidance_scale": 3.0, "width": 64, "height": 64},  # meaning checks right on 2 prompt sets: 0.81/0.82 at CFG 2, 0.85/0.83 at 3, 0.83 at 4
+            # guidance 3: the meaning checks were right on 2 prompt sets 0.81/0.82 at 2, 0.85/0.83 at 3, 0.83 at 4
+            defaults={"num_inference_steps": 25, "guidance_scale": 3.0, "width": 64, "height": 64},
             limits={"width": (32, 128, 16), "height": (32, 128, 16), "num_inference_steps": (1, 100)},
         ),
         "small": ModelSpec(
@@ -135,69 +129,28 @@ def get_spec(task: str, preset: str, model_id: str | None = None, motion_adapter
     return spec
 
 
-def resolve_path(model_id: str) -> str:
-    """A relative `models/...` id points into this repository; anything else is a Hub id or a path."""
-    local = ROOT / model_id
-    return str(local) if not os.path.isabs(model_id) and model_id.startswith("models/") else model_id
-
-
-def known_words(model_id: str) -> list[str] | None:
-    """The closed vocabulary of a bundled model (from its training_info.json), or None for Hub models."""
-    info = Path(resolve_path(model_id)) / "training_info.json"
-    return json.loads(info.read_text())["vocabulary"] if info.exists() else None
-
-
-def unknown_words(prompt: str, vocabulary: list[str] | None) -> list[str]:
-    """Words of `prompt` that a closed-vocabulary model has never seen (empty for open models).
-
-    Vocabulary entries may be phrases ("moving left": one token of the video model); their words count as known.
-    """
-    if not vocabulary:
-        return []
-    known = {word.lower() for entry in vocabulary for word in entry.split()}
-    return [w for w in dict.fromkeys(re.findall(r"[a-z]+", prompt.lower())) if w not in known]
-
-
-def missing_message(task: str, spec: ModelSpec) -> str | None:
-    """Why a bundled model cannot load (its folder is absent), with how to get it; None if it can."""
-    needed = [p for p in (spec.model_id, spec.motion_adapter) if p and p.startswith("models/")]
-    absent = [p for p in needed if not (ROOT / p / "model_index.json").exists() and not (ROOT / p / "config.json").exists()]
-    if not absent:
-        return None
-    script = {"image": "train_image.py", "audio": "train_audio.py", "video": "train_video.py",
-              "text_diffusion": "train_text_diffusion.py"}.get(task, "")
-    return (f"The bundled {task} model is not in this checkout ({', '.join(absent)} is missing). "
-            f"Train it with `python training/{script}`, or start the app with `--preset small` "
-            f"(downloads a Hub model) or `--{task}-model HUB_ID`.")
+FAMILIES = {"image": ImagePipeline, "audio": AudioPipeline, "video": VideoPipeline, "text": TextPipeline,
+            "text_diffusion": TextDiffusionPipeline}
 
 
 def build_pipelines(preset: str = "bundled", overrides: dict | None = None, device: str | None = None,
-                    backends: dict | None = None) -> dict:
-    """One lazily-loading pipeline object per task, for a preset. Nothing is loaded here.
+                    backends: dict | None = None, tuning: Tuning | None = None) -> dict:
+    """One lazily-loading pipeline object per task, for a preset, plus the LLM's two jobs ("understand",
+    "translate"). Nothing is loaded here.
 
-    `backends`: models served elsewhere (pipelines/remote.py): {"text": OpenAI-compatible server URL, "text_model":
-    its model name, "text_api_key", "image" / "audio" / "video": the URL of another instance of this app}."""
-    from .audio import AudioPipeline  # imported here so that `registry` stays cheap to import
-    from .image import ImagePipeline
-    from .text import TextPipeline
-    from .text_diffusion import TextDiffusionPipeline
-    from .video import VideoPipeline
-
-    overrides = overrides or {}
-    classes = {"image": ImagePipeline, "audio": AudioPipeline, "video": VideoPipeline, "text": TextPipeline,
-               "text_diffusion": TextDiffusionPipeline}
+    `backends`: models served elsewhere: {"text": OpenAI-compatible server URL, "text_model": its model name,
+    "text_api_key", "image" / "audio" / "video": the URL of another instance of this app, "hf_token"}."""
+    overrides, backends, tuning = overrides or {}, backends or {}, tuning or Tuning()
     pipelines = {}
-    for task, cls in classes.items():
+    for task, cls in FAMILIES.items():
         spec = get_spec(task, preset, overrides.get(f"{task}_model"), overrides.get("video_adapter") if task == "video" else None)
-        pipelines[task] = cls(spec, missing=missing_message(task, spec), device=device)
-    backends = backends or {}
-    if backends.get("text") or any(backends.get(t) for t in ("image", "audio", "video")):
-        from .remote import RemoteDiffusionPipeline, RemoteTextPipeline
-
-        if backends.get("text"):  # the text model's own files give the tokenizer and chat template, not its weights
-            pipelines["text"] = RemoteTextPipeline(pipelines["text"].spec, backends["text"], backends.get("text_model"),
-                                                   backends.get("text_api_key"))
-        for task in ("image", "audio", "video"):
-            if backends.get(task):
-                pipelines[task] = RemoteDiffusionPipeline(pipelines[task], backends[task])
+        pipelines[task] = cls(spec, missing=missing_message(task, spec), device=device, tuning=tuning)
+    if backends.get("text"):  # the text model's own files give the tokenizer and chat template, not its weights
+        pipelines["text"] = RemoteTextPipeline(pipelines["text"].spec, backends["text"], backends.get("text_model"),
+                                               backends.get("text_api_key"), tuning=tuning)
+    for task in ("image", "audio", "video"):
+        if backends.get(task):
+            pipelines[task] = RemoteDiffusionPipeline(pipelines[task], backends[task], backends.get("hf_token"))
+    pipelines["understand"] = Understanding(pipelines["text"])
+    pipelines["translate"] = Translation(pipelines["text"])
     return pipelines

@@ -1,0 +1,52 @@
+"""Builds the tabbed Blocks from the callables app.py hands over. Never imports torch or pipelines/."""
+
+import functools
+
+import gradio as gr
+
+from demo import differences_tab, diffusion_tab, text_diffusion_tab, text_tab, translate_tab, understand_tab
+from demo.widgets import CSS, Pacer
+
+HEADER = """# Diffusion vs LLM, live
+Two kinds of generative model, one interface. **Diffusion models** (Image, Audio, Video) start from noise and refine
+the *whole* output a little at every step. **LLMs** (Text, Understand, Translate) write *one token per step*, each
+step a probability distribution over the next token. **Text diffusion** makes text the diffusion way: the whole
+answer starts masked and is refined in parallel, several words per step, in any order. Every tab streams those steps
+as they happen."""
+TITLES = {"image": "Image", "audio": "Audio", "video": "Video", "text": "Text", "text_diffusion": "Text diffusion",
+          "understand": "Understand", "translate": "Translate", "differences": "Key differences"}
+
+
+def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = None, token_updates_per_s: float = 40,
+               diffusion_updates_per_s: float = 20, analytics: bool = False) -> gr.Blocks:
+    """The app's Blocks: one tab per entry of `backend` ({tab: the keyword arguments of its `build`}, see app.py), in
+    TITLES' order. The queue takes one request at a time per event (each model serves one at a time anyway), at
+    most `max_queue` waiting (None: no limit); a tab that batches sets its own concurrency.
+
+    Screen updates are paced: all token streams together show at most `token_updates_per_s` steps a second, the
+    diffusion steps between previews `diffusion_updates_per_s` (every new preview is shown)."""
+    tokens = Pacer(token_updates_per_s)
+    steps = Pacer(diffusion_updates_per_s, always=lambda step: step.preview is not None)
+    # Gradio's cache of outputs: files older than an hour go, checked every ten minutes.
+    with gr.Blocks(title="Diffusion vs LLM, live", delete_cache=(600, 3600), analytics_enabled=analytics) as demo:
+        with gr.Row():
+            gr.Markdown(HEADER + f"\n\nPreset: **{preset}**")
+            # On a hosted Space: a link that reopens the app with this tab's inputs and results (README: Sharing).
+            gr.DeepLinkButton(value="Share this result", size="sm", scale=0, min_width=160)
+        with gr.Tabs() as tabs:
+            builders = {**{task: functools.partial(diffusion_tab.build, task) for task in diffusion_tab.TABS},
+                        "text": text_tab.build, "text_diffusion": text_diffusion_tab.build,
+                        "understand": understand_tab.build, "translate": translate_tab.build,
+                        "differences": functools.partial(differences_tab.build, tabs)}
+            pacers = {"image": steps, "audio": steps, "video": steps, "text_diffusion": steps, "text": tokens,
+                      "translate": tokens}
+            for tab in (t for t in TITLES if t in backend):
+                with gr.Tab(TITLES[tab], id=tab):
+                    builders[tab](**backend[tab], **({"pacer": pacers[tab]} if tab in pacers else {}))
+    return demo.queue(default_concurrency_limit=1, max_size=max_queue)
+
+
+def launch_kwargs() -> dict:
+    """What every launch of the app passes: the style, and a cap on uploads (the only file input is "Load settings",
+    which takes one PNG, WAV or MP4 this app made: a few MB at most)."""
+    return {"css": CSS, "theme": gr.themes.Soft(), "max_file_size": "10mb"}

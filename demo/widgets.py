@@ -1,0 +1,250 @@
+"""Pieces every tab uses: the step progress (data in, bar drawn by the browser), input validation, pacing, the model
+card line. Never imports torch or pipelines/: what a tab needs from the models, app.py hands it."""
+
+import html
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import gradio as gr
+
+CSS = """
+.pixelated img, .pixelated video { image-rendering: pixelated; }
+/* tiny bundled outputs (64x64) fill their box, scaled up crisply, instead of a stamp in the middle */
+.enlarge img, .enlarge video { width: 100% !important; height: 100% !important; object-fit: contain; }
+.missing-model { border-left: 4px solid #d97706; padding: 8px 12px; background: rgba(217,119,6,0.08); }
+"""
+
+_BAR = """${value && value.total ? `
+<div class='step-progress'>
+  ${value.label ? `<b>${value.label}</b><br>` : ''}
+  <progress value='${value.done ? value.total : value.step}' max='${value.total}'></progress><br>
+  ${value.done ? `done: ${value.step} ${value.unit || 'step'}s in ${value.seconds.toFixed(2)} s`
+               : `${value.unit || 'step'} ${value.step} / ${value.total} · ${value.seconds.toFixed(2)} s`}
+  · ${Math.round(1000 * value.seconds / Math.max(value.step, 1))} ms per ${value.unit || 'step'}
+  ${value.passes ? ` · forward passes ${value.passes}` : ''}
+</div>` : `<div class='step-progress'>${value && value.label ? `<b>${value.label}</b><br>` : ''}ready</div>`}"""
+_BAR_CSS = """.step-progress { font-family: ui-monospace, monospace; font-size: 0.9em; }
+.step-progress progress { width: 100%; height: 14px; }"""
+
+
+def is_step(item) -> bool:
+    """Whether a stream's item is a Step (pipelines' `Step`: index, total, elapsed), not the final output."""
+    return all(hasattr(item, name) for name in ("index", "total", "elapsed", "info"))
+
+
+class StepProgress(gr.HTML):
+    """A run's progress as data, {"step", "total", "seconds", "done", "unit"?, "label"?, "passes"?}, drawn as a bar by
+    the browser (a gr.HTML template): the API returns the numbers, never markup."""
+
+    def __init__(self, value: dict | None = None, **kwargs):
+        super().__init__(value=value, html_template=_BAR, css_template=_BAR_CSS, js_on_load=None, **kwargs)
+
+    def api_info(self) -> dict[str, Any]:
+        return {"type": "object", "description": "progress: step, total, seconds, done",
+                "properties": {"step": {"type": "integer"}, "total": {"type": "integer"},
+                               "seconds": {"type": "number"}, "done": {"type": "boolean"}}}
+
+
+def progress(step, done: bool = False, seconds: float | None = None, unit: str = "step", **extra) -> dict | None:
+    """A StepProgress value for a Step (None: nothing has run): the step reached, of how many, and seconds."""
+    if step is None:
+        return None
+    return {"step": step.index, "total": step.total, "seconds": round(step.elapsed if seconds is None else seconds, 3),
+            "done": done, "unit": unit, **extra}
+
+
+def model_line(info: dict) -> str:
+    """The tab's model, its motion adapter where it has one (video), the engine that runs it (LLM), and the licence."""
+    adapter = f" + motion adapter `{info['motion_adapter']}`" if info.get("motion_adapter") else ""
+    engine = f" on {info['engine']}" if info.get("engine") else ""
+    return f"Model: `{info['model_id']}`{adapter}{engine} · licence: {info['licence']}"
+
+
+def missing_box(info: dict) -> str:
+    return f"<div class='missing-model'>⚠️ {html.escape(info['missing'])}</div>" if info.get("missing") else ""
+
+
+def vocabulary_note(info: dict) -> str:
+    words = info.get("vocabulary")
+    if not words:
+        return ""
+    return ("This bundled model was trained here on procedural data and knows only these words: "
+            + ", ".join(f"`{w}`" for w in words) + ". Other words are ignored.")
+
+
+def guarded(fn: Callable) -> Callable:
+    """Turn bad input (ValueError, InvalidInput among them) and a missing or failing model (RuntimeError) into a
+    gr.Error naming the problem. Gradio shows it to this user only; the server and other users carry on. Works for
+    plain and generator functions, and keeps the signature (Gradio names API parameters from it)."""
+    if inspect.isgeneratorfunction(fn):
+
+        def wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except (ValueError, RuntimeError) as exc:
+                raise gr.Error(str(exc)) from exc
+    else:
+
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (ValueError, RuntimeError) as exc:
+                raise gr.Error(str(exc)) from exc
+
+    wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    wrapper.__signature__ = inspect.signature(fn)
+    return wrapper
+
+
+class FieldError(ValueError):
+    """Bad input for a UI-only field (a checkbox the pipeline never sees), named as the pipelines' InvalidInput is."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise FieldError(name, f"`{name}` must be true or false.")
+
+
+def endpoint(name: str) -> Callable:
+    """Decorator for a named endpoint's function: `guarded`, and named `name` after its endpoint, as MCP names the
+    endpoint's tool after its function."""
+
+    def decorate(fn: Callable) -> Callable:
+        wrapped = guarded(fn)
+        wrapped.__name__ = wrapped.__qualname__ = name
+        return wrapped
+
+    return decorate
+
+
+def validator(check: Callable | None, fn: Callable) -> Callable | None:
+    """A Gradio event validator from a pipeline's check: Gradio runs it before the queue, so bad input is refused at
+    once, however long the queue. The event runs with `preprocess=False`, so the check sees the values as the client
+    sent them (null, NaN, text where a number goes) and names the field itself; `check` raises InvalidInput (or a
+    ValueError / TypeError), and the input whose parameter is `exc.field` is marked."""
+    if check is None:
+        return None
+    signature = inspect.signature(fn)
+    names = list(signature.parameters)
+
+    def validate(*args):
+        try:
+            check(*args)
+        except (ValueError, TypeError) as exc:
+            field = getattr(exc, "field", None)
+            bad = names.index(field) if field in names else 0
+            return [gr.validate(i != bad, str(exc) if i == bad else "") for i in range(len(args))]
+        return [gr.validate(True, "") for _ in args]
+
+    validate.__signature__ = signature  # Gradio names each validation result after these parameters
+    return validate
+
+
+class Shown:
+    """What a streaming run's outputs show, sent whole at every step: `yield shown(progress=...)`.
+
+    `blank` names every output of the event, in its order, with the value it shows when a run starts (None clears
+    last run's result). A step names only what it changes; a change of None leaves that output as it is (a step
+    without a preview). The rest is sent again as it stands rather than as gr.skip(), which Gradio meets by building
+    a new component and its config (bench/bench.py's `bench_gradio_updates`: about 3x the cost of a value). Keep
+    gr.skip() as the blank of an input the user may be typing into: a value sent again would overwrite it."""
+
+    def __init__(self, **blank):
+        self.values = dict(blank)
+
+    def __call__(self, **changes) -> tuple:
+        unknown = changes.keys() - self.values.keys()
+        if unknown:
+            raise TypeError(f"not an output of this event: {', '.join(sorted(unknown))}")
+        self.values.update({k: v for k, v in changes.items() if v is not None})
+        return tuple(self.values.values())
+
+
+class Pacer:
+    """Caps the screen updates of the step streams running at once at `per_second` together: each stream shows a
+    step only if its last shown one is at least (streams running) / `per_second` seconds old, and always its first
+    step, the steps `always` picks, its last step and its final output. A stream alone at up to `per_second` steps
+    a second shows every step; eight at once show what has come every 200 ms (at 40 a second). Each update costs the
+    server a few ms on the cores the model runs on (bench/bench.py). Closing the paced stream (Stop, a closed tab)
+    closes the one it reads, which cancels the run."""
+
+    def __init__(self, per_second: float, always: Callable | None = None):
+        """`always(step)`: steps shown whatever the budget (a diffusion step's new preview)."""
+        self.per_second, self.always = per_second, always
+        self.running = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, items: Iterable) -> Iterator:
+        """Pace `items`: steps may be held back; anything else (the final output) always passes."""
+        with self.lock:
+            self.running += 1
+        try:
+            shown, held = None, None  # time.monotonic() of the last step shown; the last step held back
+            for item in items:
+                if is_step(item):
+                    now = time.monotonic()
+                    if shown is not None and now - shown < self.running / self.per_second and not (
+                            self.always and self.always(item)):
+                        held = item
+                        continue
+                    shown, held = now, None
+                elif held is not None:  # the last step before the result, if the budget held it back
+                    yield held
+                    held = None
+                yield item
+        finally:
+            with self.lock:
+                self.running -= 1
+            if hasattr(items, "close"):
+                items.close()
+
+
+def candidates_label(step) -> dict | None:
+    """A step's top-5 next-token candidates for gr.Label: {token (quoted, so spaces show): probability}."""
+    if step is None or "candidates" not in step.info:
+        return None
+    return {repr(c["token"]): c["probability"] for c in step.info["candidates"]}
+
+
+def load_settings(task: str, read_recipe, fields: dict, randomize: gr.Checkbox) -> None:
+    """A "Load settings" box: a file this app made (its recipe inside) fills in `fields` ({argument name: component})
+    and turns "Randomize seed" off, so Generate makes the same output again."""
+    kinds = {"image": ".png", "audio": ".wav", "video": ".mp4"}
+    with gr.Accordion("Load settings from a file this app made", open=False):
+        box = gr.File(label=f"A {kinds[task][1:].upper()} from this tab", file_types=[kinds[task]], type="filepath",
+                      elem_id=f"{task}-load")
+
+    def fill(path):
+        if not path:
+            return [gr.skip()] * (len(fields) + 1)
+        try:
+            recipe = read_recipe(path)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        if recipe["task"] != task:
+            raise gr.Error(f"This file was made by the {recipe['task'].title()} tab; load it there.")
+        return [recipe.get(name, gr.skip()) for name in fields] + [False]
+
+    box.upload(fill, box, [*fields.values(), randomize], api_visibility="private", queue=False)
+
+
+def evenly(steps: list, k: int) -> list:
+    """k items spread evenly over `steps`, always including the last."""
+    if len(steps) <= k:
+        return list(steps)
+    return [steps[round(i * (len(steps) - 1) / (k - 1))] for i in range(k)]
+
+
+RANDOM_SEED_JS = "(seed, randomize) => randomize ? Math.floor(Math.random() * 4294967295) : seed"
+
+
+def seed_input() -> gr.Number:
+    """The seed box every generating tab shows: an integer in [0, 2**32 - 1]."""
+    return gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**32 - 1)
