@@ -6,7 +6,6 @@ The only module where the UI (demo/, gradio) and the models (pipelines/, torch) 
 callables it needs (`make_backend`). torch, diffusers and transformers are imported after the UI answers.
 """
 
-import contextvars
 import functools
 import hmac
 import threading
@@ -20,6 +19,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
     def gpu(fn):
         return fn
 
+from demo.serving import CLIENT
 from pipelines.audio import render_clip
 from pipelines.base import ACTIVITY, LOAD_LOCK, output_path
 from pipelines.compare import (
@@ -41,25 +41,6 @@ from pipelines.specs import unknown_words
 from pipelines.text_diffusion import records as text_diffusion_records
 from pipelines.video import write_mp4
 from settings import Settings, parse_settings
-
-CLIENT = contextvars.ContextVar("client", default="?")  # the address a request came from (for Login)
-
-
-class ClientAddress:
-    """ASGI middleware: each HTTP request's client address in CLIENT, where `Login` reads it (Gradio hands the auth
-    callable only the user name and password)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope.get("client"):
-            CLIENT.set(scope["client"][0])
-        await self.app(scope, receive, send)
-
-
-class TooManyAttempts(Exception):
-    """Raised by `Login` while a user name at an address is locked out (Gradio answers the login with it)."""
 
 
 class Login:
@@ -202,15 +183,12 @@ def main(argv: list[str] | None = None) -> None:
             import mcp  # noqa: F401
         except ImportError:
             raise SystemExit("--mcp needs Gradio's MCP support: pip install 'gradio[mcp]==6.31.0'") from None
-    from starlette.middleware import Middleware
-
     from demo.blocks import launch_kwargs
 
     demo, pipelines = build_app(settings)
     auth = Login(*settings.auth.split(":", 1)) if settings.auth else None
     demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth,
-                mcp_server=settings.mcp, prevent_thread_lock=True, app_kwargs={"middleware": [Middleware(ClientAddress)]},
-                **launch_kwargs())
+                mcp_server=settings.mcp, prevent_thread_lock=True, **launch_kwargs(demo))
     warm_up(pipelines)
     demo.block_thread()
 

@@ -1,10 +1,12 @@
 """Builds the tabbed Blocks from the callables app.py hands over. Never imports torch or pipelines/."""
 
 import functools
+import inspect
 
 import gradio as gr
 
 from demo import differences_tab, diffusion_tab, text_diffusion_tab, text_tab, translate_tab, understand_tab
+from demo.serving import ClientAddress, InputCount
 from demo.widgets import CSS, Pacer
 
 HEADER = """# Diffusion vs LLM, live
@@ -46,7 +48,23 @@ def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = N
     return demo.queue(default_concurrency_limit=1, max_size=max_queue)
 
 
-def launch_kwargs() -> dict:
-    """What every launch of the app passes: the style, and a cap on uploads (the only file input is "Load settings",
-    which takes one PNG, WAV or MP4 this app made: a few MB at most)."""
-    return {"css": CSS, "theme": gr.themes.Soft(), "max_file_size": "10mb"}
+def parameter_names(demo: gr.Blocks):
+    """For demo/serving.InputCount: the parameter names of a public named endpoint, by api_name or fn_index."""
+    names = {}
+    for index, fn in demo.fns.items():
+        if fn.api_name and fn.api_visibility == "public" and fn.fn is not None:
+            params = list(inspect.signature(fn.fn).parameters)
+            names[fn.api_name] = names[index] = names[str(index)] = params
+    return lambda key: names.get(key)
+
+
+def launch_kwargs(demo: gr.Blocks | None = None) -> dict:
+    """What every launch of the app passes: the style, a cap on uploads (the only file input is "Load settings",
+    which takes one PNG, WAV or MP4 this app made: a few MB at most) and, given the demo, our middleware."""
+    kwargs = {"css": CSS, "theme": gr.themes.Soft(), "max_file_size": "10mb"}
+    if demo is not None:  # our own middleware in front of Gradio's routes (demo/serving.py)
+        from starlette.middleware import Middleware
+
+        middleware = [Middleware(ClientAddress), Middleware(InputCount, parameters=parameter_names(demo))]
+        kwargs["app_kwargs"] = {"middleware": middleware}
+    return kwargs

@@ -143,7 +143,7 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
         gr.Markdown(BRANCH_NOTE)
         with gr.Row():
             branch_step = gr.Slider(1, 64, value=3, step=1, label="At LLM step", elem_id="branch-step")
-            branch_candidate = gr.Radio([1, 2, 3, 4, 5], value=2, label="Take candidate (rank)", elem_id="branch-candidate")
+            branch_candidate = gr.Slider(1, 5, value=2, step=1, label="Take candidate (rank)", elem_id="branch-candidate")
             branch_button = gr.Button("Branch", elem_id="branch-run")
         branch_text = gr.Textbox(label="Branched text", interactive=False, elem_id="branch-output")
         branch_view = gr.HighlightedText(label="Kept · branched here · new continuation", combine_adjacent=True,
@@ -180,7 +180,8 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
                                           object_fit="contain", elem_id="knobs-guidance")
         with gr.Column():
             gr.Markdown(TEMPERATURE_NOTE)
-            temperature_table = gr.Dataframe(headers=["temperature", "text"], datatype=["number", "str"], column_widths=["22%", "78%"],
+            temperature_table = gr.Dataframe(headers=["temperature", "text"], datatype=["number", "str"],
+                                             column_widths=["22%", "78%"],
                                              interactive=False, wrap=True, elem_id="knobs-temperature")
 
     gr.Markdown("### The article's three differences\n" + table_markdown())

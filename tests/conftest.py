@@ -199,7 +199,7 @@ def bundled():
     from settings import Settings
 
     demo, pipelines = build_app(Settings(preset="bundled", device="cpu"))
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_kwargs())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_kwargs(demo))
     yield demo, pipelines
     demo.close()
 

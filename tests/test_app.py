@@ -251,7 +251,7 @@ def test_mcp_serves_the_endpoints_as_tools(bundled):
 
     demo, _ = build_app(Settings(preset="bundled", device="cpu", mcp=True))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, mcp_server=True,
-                **launch_kwargs())
+                **launch_kwargs(demo))
 
     async def tools():
         async with streamablehttp_client(f"{demo.local_url}gradio_api/mcp/") as (read, write, _):
@@ -338,7 +338,7 @@ def test_a_full_queue_refuses_at_once(tiny_sd, tiny_llm):
 
     assert parse_settings(["--max-queue", "3"]).max_queue == 3 and parse_settings([], env={"MAX_QUEUE": "5"}).max_queue == 5
     demo, pipelines = build_app(Settings(device="cpu", overrides={"image_model": tiny_sd, "text_model": tiny_llm}, max_queue=1))
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_kwargs())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_kwargs(demo))
     jobs = []
     try:
         client = Client(demo.local_url, verbose=False)
@@ -367,7 +367,7 @@ def test_thirty_wrong_passwords_lock_the_login():
 
     demo, _ = build_app(Settings(device="cpu"))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
-                auth=Login("me", "secret"), **launch_kwargs())
+                auth=Login("me", "secret"), **launch_kwargs(demo))
     try:
         login = lambda password: httpx.post(f"{demo.local_url}login", data={"username": "me", "password": password})  # noqa: E731
         assert login("secret").status_code == 200

@@ -1,5 +1,6 @@
-"""Models served elsewhere (pipelines/remote_text.py, remote_app.py), against real servers started here: llama.cpp's OpenAI-compatible
-server (`llama-cpp-python[server]`) on the bundled GGUF, and this app itself as the remote of the diffusion tabs."""
+"""Models served elsewhere (pipelines/remote_text.py, remote_app.py), against real servers started here: llama.cpp's
+OpenAI-compatible server (`llama-cpp-python[server]`) on the bundled GGUF, and this app itself as the remote of the
+diffusion tabs."""
 
 import importlib.util
 import os
@@ -214,7 +215,7 @@ def test_a_front_end_app_serves_through_its_remotes(bundled, llm_server, local_l
     settings = Settings(preset="bundled", device="cpu", backends={"text_backend": llm_server, "image_backend":
                                                                    bundled[0].local_url, "audio_backend": down})
     demo, _ = build_app(settings)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_kwargs())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_kwargs(demo))
     try:
         client = Client(demo.local_url, verbose=False)
         with pytest.raises(Exception, match=f"audio backend at {down}"):
