@@ -31,6 +31,8 @@ from pipelines.compare import (
     check_switch_row,
     compare_stream,
     cost,
+    dial,
+    fill_gap,
     knobs,
     switch,
 )
@@ -122,9 +124,14 @@ def make_backend(pipelines: dict, tabs=None) -> dict:
             "frames": [(f, f"frame {i + 1}") for i, f in enumerate(out.frames)]}),
         "text": lambda: {"stream": on_gpu(text.stream), "info": text.info, "check": text.check_inputs,
                          "concurrency": llm_slots},
-        "text_diffusion": lambda: {"stream": on_gpu(text_diffusion.stream), "info": text_diffusion.info,
-                                   "records": text_diffusion_records,
-                                   "check": lambda p, n, steps, seed: text_diffusion.check_inputs(p, n, steps, seed, 0.0)},
+        "text_diffusion": lambda: {
+            "stream": on_gpu(text_diffusion.stream), "infill": on_gpu(text_diffusion.infill_stream),
+            "info": text_diffusion.info, "records": text_diffusion_records,
+            # block_length 0 (the tab's "whole canvas", and what a call without it sends) is gen_length
+            "check": lambda p, n, steps, seed, block=0, threshold=0.0, editing=0.0: text_diffusion.check_inputs(
+                p, n, steps, seed, text_diffusion.setting("temperature", None, 0.0), None if block == 0 else block,
+                threshold, editing),
+            "check_infill": text_diffusion.check_infill},
         "understand": lambda: {"understand": on_gpu(pipelines["understand"].stream), "info": text.info,
                                "check": pipelines["understand"].check_inputs},
         "translate": lambda: {"translate": on_gpu(pipelines["translate"].stream), "info": text.info,
@@ -136,9 +143,13 @@ def make_backend(pipelines: dict, tabs=None) -> dict:
             "knobs": gpu(functools.lru_cache(maxsize=8)(lambda prompt, seed: knobs(image, text, prompt, seed))),
             "branch": gpu(lambda *args: branch(text, *args)), "switch": gpu(lambda *args: switch(image, *args)),
             "cost": gpu(lambda: cost(image, text, text_diffusion)), "info": image.info,
+            "fill_gap": gpu(lambda *args: fill_gap(text_diffusion, text, *args)),
+            "dial": gpu(lambda *args: dial(text_diffusion, text, *args)),
             "checks": {"compare": lambda *args: check_compare(image, text, *args), "branch": check_branch,
                        "switch": lambda *args: check_switch(image, *args), "switch_row": check_switch_row,
-                       "knobs": check_knobs}},
+                       "knobs": check_knobs,
+                       "fill_gap": lambda p, template, seed: text_diffusion.check_infill(p, template, 8, seed),
+                       "dial": check_knobs}},
     }
     return {tab: make() for tab, make in backend.items() if tabs is None or tab in tabs}
 

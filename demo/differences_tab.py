@@ -48,6 +48,14 @@ BRANCH_NOTE = ("**Branch the LLM.** An LLM never revises a token it wrote. Pick 
 SWITCH_NOTE = ("**Switch the diffusion prompt mid-way.** The early denoising steps settle the layout and the colours, "
                "the late ones only details. Start with the prompt, switch to another from a given step: switched early, "
                "the picture follows the new prompt; switched late, it keeps the first one's colours.")
+FILL_TEMPLATE = "The picture shows a _ red _ on the _ , set on a blue background ."
+FILL_NOTE = ("**Fill the gap.** Give both kinds of model the same sentence with gaps. Text diffusion refines every "
+             "position in parallel, so it fills each gap in place from the words on *both* sides. An LLM writes left "
+             "to right: all it can do is go on from the words before the first gap, and the rest is lost.")
+DIAL_NOTE = ("**The dial: from one token per step to the whole text at once.** The same prompt with the block length at "
+             "1 (left to right, one token per step, as an LLM), 4, 8 and the whole canvas: fewer steps and forward "
+             "passes as the blocks grow, and more neighbouring words that repeat, since tokens committed together "
+             "are chosen without seeing each other. The LLM's line is beside them.")
 COST_NOTE = ("**What grows with the output.** An LLM runs its network once per token, so its forward passes (and "
              "seconds) grow with the length. A diffusion model runs its network once per step (twice with guidance) "
              "over the *whole* output, so its passes stay at its step count whatever the size; only each pass gets "
@@ -92,12 +100,13 @@ def counter(kind: str, steps: list, total: int, passes_per_step: int, seconds: f
             "label": kind, "passes": done * passes_per_step}
 
 
-def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cost=None, info: dict | None = None,
-          checks: dict | None = None) -> None:
+def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cost=None, fill_gap=None, dial=None,
+          info: dict | None = None, checks: dict | None = None) -> None:
     """`compare(prompt, num_inference_steps, max_new_tokens, seed)` streams (side, item) pairs (pipelines.compare);
     `knobs(prompt, seed)` returns {"guidance": [(g, image)], "temperature": [(t, text)]}; `branch(prompt, step,
     candidate, max_new_tokens, seed)` -> (text, records); `switch(prompt, prompt_after, switch_step,
-    num_inference_steps, seed)` -> ImageOutput; `cost()` -> rows; `tabs` for the links."""
+    num_inference_steps, seed)` -> ImageOutput; `cost()` -> rows; `fill_gap(prompt, template, seed)` -> {"text_diffusion",
+    "llm"}; `dial(prompt, seed)` -> rows; `tabs` for the links."""
     info, checks = info or {}, checks or {}
     d = info.get("defaults", {})
     gr.Markdown("## Diffusion vs LLM, live: one prompt, three kinds of model, step by step")
@@ -161,6 +170,22 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
                                     interactive=False, elem_id="switch-output")
             switch_row = gr.Gallery(label="Switched at step k of 25", columns=len(SWITCH_ROW), height=200,
                                     elem_classes="pixelated", object_fit="contain", elem_id="switch-row")
+    with gr.Group():
+        gr.Markdown(FILL_NOTE)
+        with gr.Row():
+            template = gr.Textbox(label="Template (`_` for each missing word)", value=FILL_TEMPLATE, scale=4,
+                                  elem_id="fill-template")
+            fill_button = gr.Button("Fill the gap", elem_id="fill-run")
+        with gr.Row():
+            filled = gr.Textbox(label="Text diffusion: fills the gaps in place, reading both sides", interactive=False,
+                                elem_id="fill-diffusion")
+            continued = gr.Textbox(label="LLM: can only go on from the words left of the first gap", interactive=False,
+                                   elem_id="fill-llm")
+    with gr.Group():
+        gr.Markdown(DIAL_NOTE)
+        dial_button = gr.Button("Turn the dial", elem_id="dial-run")
+        dial_table = gr.Dataframe(headers=["model", "steps", "forward_passes", "seconds", "repeated_neighbours", "text"],
+                                  interactive=False, wrap=True, elem_id="dial-table")
     with gr.Group():
         gr.Markdown(COST_NOTE)
         cost_button = gr.Button("Measure", elem_id="cost-run")
@@ -310,6 +335,29 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
         row_button.click(switch_row_fn, [prompt, prompt_after, seed], switch_row, api_name="switch_row",
                          api_description="The prompt switch at a row of steps, side by side.",
                          validator=validator(checks.get("switch_row"), switch_row_fn), preprocess=False)
+    if fill_gap is not None:
+        @endpoint("fill_gap")
+        def fill_gap_fn(prompt, template, seed):
+            """The same template to text diffusion (fills in place) and to the LLM (goes on from the left)."""
+            out = fill_gap(prompt, template, int(seed))
+            return out["text_diffusion"]["text"], out["llm"]["text"], out
+
+        fill_json = gr.JSON(visible=False)
+        fill_button.click(fill_gap_fn, [prompt, template, seed], [filled, continued, fill_json], api_name="fill_gap",
+                          api_description="Fill a template's gaps by text diffusion, beside what the LLM writes from "
+                          "the words left of the first gap.", validator=validator(checks.get("fill_gap"), fill_gap_fn),
+                          preprocess=False)
+    if dial is not None:
+        @endpoint("dial")
+        def dial_fn(prompt, seed):
+            """One prompt at block lengths 1, 4, 8 and the whole canvas, and the LLM: steps, passes, seconds, text."""
+            rows = dial(prompt, int(seed))
+            return [[r[k] for k in ("model", "steps", "forward_passes", "seconds", "repeated_neighbours", "text")]
+                    for r in rows]
+
+        dial_button.click(dial_fn, [prompt, seed], dial_table, api_name="dial",
+                          api_description="The parallelism dial: one prompt at several block lengths, and the LLM.",
+                          validator=validator(checks.get("dial"), dial_fn), preprocess=False)
     if cost is not None:
         cost_button.click(cost_fn, None, [passes_plot, cost_seconds_plot], api_name="cost",
                           api_description="Measure what each kind of model pays as its output grows: forward passes "

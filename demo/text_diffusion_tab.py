@@ -1,9 +1,15 @@
-"""Text diffusion tab: prompt -> text, every position refined in parallel; watch the canvas fill in, anywhere."""
+"""Text diffusion tab: prompt -> text, every position refined in parallel; watch the canvas fill in, anywhere.
+
+The knobs a learner asks about: how parallel (block length: one token per step, left to right, as an LLM, up to the
+whole canvas at once), confidence-driven steps (threshold), revision (editing threshold: take back a committed token),
+and infilling (a template with gaps, filled from both sides). Each run shows what it cost and its decoding order.
+"""
 
 import gradio as gr
 
 from demo.widgets import (
     RANDOM_SEED_JS,
+    RunStats,
     Shown,
     StepProgress,
     endpoint,
@@ -22,6 +28,11 @@ EXAMPLES = [
     ["a green square in the center"],
     ["a purple circle on an orange background"],
 ]
+TEMPLATES = [
+    ["a small red circle on the left on a blue background",
+     "The picture shows a small _ circle on the _ , set on a _ background ."],
+    ["a large yellow triangle at the top on a black background", "A _ yellow _ sits at the _ of a black background ."],
+]
 LOOK = ("**What to look at:** the canvas starts fully masked (▒). At every step the model predicts *every* position at "
         "once and commits the few it is surest of (highlighted), wherever they are: often the end of the text first "
         "(· is end-of-text: the model settles the length early) and a colour word before the words between them. "
@@ -29,30 +40,73 @@ LOOK = ("**What to look at:** the canvas starts fully masked (▒). At every ste
         "**The price of parallel:** tokens committed in the same step are chosen independently, so two neighbours can "
         "disagree (\"on a red red.\"). With fewer steps more tokens go at once and that happens more often; one token "
         "per step (as many steps as tokens) writes cleanly but takes as many passes as an LLM.")
-NEW = "committed at this step"
+KNOBS = ("**The dial.** *Block length* 1 with as many steps as tokens writes left to right, one token per step, as an "
+         "LLM does; the whole length refines everything at once. *Threshold* (0 = off) also commits every token the "
+         "model is surer of than that, so easy text needs fewer steps. *Editing threshold* (0 = off) lets a step "
+         "replace a committed token the model is now confident is wrong (red): an LLM never takes a token back.")
+NEW, REVISED = "committed at this step", "revised at this step"
 
 
 def canvas_value(step) -> list[tuple[str, str | None]]:
-    """The canvas of a step for gr.HighlightedText: one entry per position, this step's commits labelled.
+    """The canvas of a step for gr.HighlightedText: one entry per position, this step's commits and revisions labelled.
 
     A piece's leading space is its own unlabelled entry, so a highlight covers the word alone.
     """
     if step is None:
         return []
     new = {c["position"] for c in step.info["committed"]}
+    revised = {r["position"] for r in step.info.get("revised", [])}
     value = []
     for position, piece in enumerate(step.info["canvas"]):
         word = piece.lstrip(" ")
         if len(word) < len(piece):
             value.append((piece[: len(piece) - len(word)], None))
         if word:
-            value.append((word, NEW if position in new else None))
+            value.append((word, REVISED if position in revised else NEW if position in new else None))
     return value
 
 
-def build(stream, info: dict, records=None, check=None, pacer=None) -> None:
-    """The Text diffusion tab. `stream` is TextDiffusionPipeline.stream; `records(TextOutput)` the API's step JSON;
-    `check(prompt, gen_length, num_inference_steps, seed)` its input check; `pacer` paces the screen updates."""
+def step_stats(step) -> dict:
+    """The run so far, at a step: what RunStats shows live."""
+    keys = ("forward_passes", "tokens_committed", "tokens_per_pass", "tokens_per_second", "block")
+    return {"steps": step.index, **{k: step.info[k] for k in keys if k in step.info}}
+
+
+def run_stats(output) -> dict:
+    run = getattr(output, "run", {})
+    keys = ("steps", "forward_passes", "tokens_committed", "tokens_per_pass", "tokens_per_second", "settled_at",
+            "revisions")
+    return {k: run[k] for k in keys if k in run}
+
+
+def committed_frame(output):
+    """Tokens committed (and revised) at each step, for a bar plot (pandas on first use)."""
+    import pandas as pd
+
+    rows = [{"step": s.index, "tokens": len(s.info["committed"]), "kind": "committed"} for s in output.steps]
+    rows += [{"step": s.index, "tokens": len(s.info.get("revised", [])), "kind": "revised"} for s in output.steps
+             if s.info.get("revised")]
+    return pd.DataFrame(rows, columns=["step", "tokens", "kind"])
+
+
+def order_frame(output):
+    """Decoding order: for each position, the step that committed it and the model's confidence then (a heatmap of
+    steps x positions, one cell per position), and each revision."""
+    import pandas as pd
+
+    run = getattr(output, "run", {})
+    rows = [{"position": p + 1, "step": at, "confidence": prob, "event": "committed"}
+            for p, (at, prob) in enumerate(zip(run.get("committed_at", []), run.get("commit_probability", [])))
+            if at is not None]
+    rows += [{"position": p + 1, "step": at, "confidence": 1.0, "event": "revised"}
+             for p, ats in enumerate(run.get("revised_at", [])) for at in ats]
+    return pd.DataFrame(rows, columns=["position", "step", "confidence", "event"])
+
+
+def build(stream, info: dict, infill=None, records=None, check=None, check_infill=None, pacer=None) -> None:
+    """The Text diffusion tab. `stream(prompt, gen_length, num_inference_steps, seed, block_length=, threshold=,
+    editing_threshold=)` and `infill(prompt, template, num_inference_steps, seed)` are the pipeline's; `records(output)`
+    the API's step JSON; `check` / `check_infill` their input checks (the API's order); `pacer` paces screen updates."""
     pacer = pacer or (lambda items: items)
     d, limits = info["defaults"], info["limits"]
     g_lo, g_hi, g_step = limits["gen_length"]
@@ -66,39 +120,71 @@ def build(stream, info: dict, records=None, check=None, pacer=None) -> None:
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", interactive=not info.get("missing"), elem_id="textdiff-run")
                 stop = gr.Button("Stop")
-            gen_length = gr.Slider(g_lo, g_hi, value=d["gen_length"], step=g_step, label="Length (tokens)")
-            steps = gr.Slider(1, g_hi, value=d["num_inference_steps"], step=1, label="Refinement steps")
+            with gr.Row():
+                gen_length = gr.Slider(g_lo, g_hi, value=d["gen_length"], step=g_step, label="Length (tokens)")
+                steps = gr.Slider(1, g_hi, value=d["num_inference_steps"], step=1, label="Refinement steps")
+            gr.Markdown(KNOBS)
+            with gr.Row():
+                block_length = gr.Slider(0, g_hi, value=0, step=1, label="Block length (0 = the whole canvas)",
+                                         elem_id="textdiff-block")
+                threshold = gr.Slider(0, 1, value=0, step=0.05, label="Threshold (0 = off)")
+                editing = gr.Slider(0, 1, value=0, step=0.05, label="Editing threshold (0 = off)",
+                                    elem_id="textdiff-editing")
             with gr.Row():
                 seed = seed_input()
                 randomize = gr.Checkbox(value=True, label="Randomize seed")
+            with gr.Accordion("Fill the gaps (infilling): the answer with `_` for each missing word", open=False):
+                template = gr.Textbox(label="Template", value=TEMPLATES[0][1], elem_id="textdiff-template")
+                fill = gr.Button("Fill the gaps", elem_id="textdiff-fill", interactive=not info.get("missing"))
+                gr.Examples(TEMPLATES, [prompt, template])
             if info.get("vocabulary"):
                 gr.Markdown(vocabulary_note(info))
         with gr.Column():
             text = gr.Textbox(label="Text", lines=3, interactive=False, elem_id="textdiff-output")
             canvas = gr.HighlightedText(label="Canvas (▒ still masked)", combine_adjacent=False, show_legend=True,
-                                        color_map={NEW: "#f59e0b"}, elem_id="textdiff-canvas")
+                                        color_map={NEW: "#f59e0b", REVISED: "#ef4444"}, elem_id="textdiff-canvas")
             progress_bar = StepProgress(elem_id="textdiff-progress")
+            stats = RunStats(elem_id="textdiff-stats")
             replay = gr.Slider(1, 2, value=1, step=1, label="Replay step (after a run)", interactive=False,
                                elem_id="textdiff-replay")
+            with gr.Row():
+                per_step = gr.BarPlot(x="step", y="tokens", color="kind", title="Tokens committed per step", height=200,
+                                      elem_id="textdiff-per-step")
+                order = gr.ScatterPlot(x="position", y="step", color="confidence", title="Decoding order: the step "
+                                       "that committed each position", height=200, tooltip=["position", "step",
+                                       "confidence", "event"], elem_id="textdiff-order")
             with gr.Accordion("Steps as JSON (what /text_diffusion returns)", open=False):
                 steps_json = gr.JSON(label="steps")
     shown = gr.State([])  # every step of the last run, for the replay slider
 
-    @endpoint("text_diffusion")
-    def text_diffusion_fn(prompt, gen_length, num_inference_steps, seed):
-        """Generate text by diffusion; yields (text, canvas, progress, steps JSON, replay slider, steps) as it refines."""
+    def show_run(items):
+        """Stream a run's steps, then its result, as this tab's outputs."""
         # The replay slider is skipped while a run streams (a value sent to it would fire its .change); the steps it
         # replays are emptied at once, so dragging it mid-run shows nothing of the last run.
-        screen = Shown(text="", canvas=None, progress=None, steps_json=None, replay=gr.skip(), shown=[])
-        for item in pacer(stream(prompt, int(gen_length), int(num_inference_steps), int(seed))):
+        screen = Shown(text="", canvas=None, progress=None, stats=None, steps_json=None, replay=gr.skip(), shown=[],
+                       per_step=None, order=None)
+        for item in pacer(items):
             if is_step(item):
-                yield screen(canvas=canvas_value(item), progress=progress(item))
+                yield screen(canvas=canvas_value(item), progress=progress(item), stats=step_stats(item))
             else:
                 last = item.steps[-1] if item.steps else None
                 n = max(len(item.steps), 1)
-                yield (item.text, canvas_value(last), progress(last, done=True, seconds=item.seconds),
-                       records(item) if records else None,
-                       gr.Slider(1, max(n, 2), value=n, step=1, interactive=n > 1), item.steps)
+                yield (item.text, canvas_value(last), progress(last, done=True, seconds=item.seconds), run_stats(item),
+                       records(item) if records else None, gr.Slider(1, max(n, 2), value=n, step=1, interactive=n > 1),
+                       item.steps, committed_frame(item), order_frame(item))
+
+    @endpoint("text_diffusion")
+    def text_diffusion_fn(prompt, gen_length, num_inference_steps, seed, block_length=0, threshold=0.0,
+                          editing_threshold=0.0):
+        """Generate text by diffusion; streams the canvas at every step, then the text, the numbers and the records."""
+        yield from show_run(stream(prompt, int(gen_length), int(num_inference_steps), int(seed),
+                                   block_length=int(block_length) if block_length else None,
+                                   threshold=float(threshold), editing_threshold=float(editing_threshold)))
+
+    @endpoint("text_diffusion_infill")
+    def infill_fn(prompt, template, num_inference_steps, seed):
+        """Fill a template's gaps by diffusion, from the words on both sides; streams as /text_diffusion does."""
+        yield from show_run(infill(prompt, template, int(num_inference_steps), int(seed)))
 
     def replay_fn(k, steps):
         """The canvas and progress at step k of the last run."""
@@ -107,12 +193,16 @@ def build(stream, info: dict, records=None, check=None, pacer=None) -> None:
         step = steps[min(max(int(k), 1), len(steps)) - 1]
         return canvas_value(step), progress(step, done=step is steps[-1])  # the run's end stays "done"
 
+    outputs = [text, canvas, progress_bar, stats, steps_json, replay, shown, per_step, order]
     event = gr.on([run.click, prompt.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
-        text_diffusion_fn, [prompt, gen_length, steps, seed], [text, canvas, progress_bar, steps_json, replay, shown],
+        text_diffusion_fn, [prompt, gen_length, steps, seed, block_length, threshold, editing], outputs,
         api_name="text_diffusion", api_description="Text by diffusion: the whole answer starts masked and is refined "
-        "in parallel; streams the canvas at every step, then the step records.",
+        "in parallel (block by block, with block_length); streams the canvas at every step, then the step records.",
         validator=validator(check, text_diffusion_fn), preprocess=False)
-    stop.click(None, cancels=[event])
+    fill_event = gr.on([fill.click, template.submit], None, [seed, randomize], seed, js=RANDOM_SEED_JS).then(
+        infill_fn, [prompt, template, steps, seed], outputs, api_name="text_diffusion_infill",
+        api_description="Infilling: the template's given words stay, each `_` is filled from both sides.",
+        validator=validator(check_infill, infill_fn), preprocess=False)
+    stop.click(None, cancels=[event, fill_event])
     replay.change(replay_fn, [replay, shown], [canvas, progress_bar], api_visibility="private", queue=False)
     gr.Examples(EXAMPLES, [prompt])
-

@@ -12,6 +12,7 @@ from demo.widgets import (
     is_step,
     model_line,
     progress,
+    readable,
     seed_input,
     validator,
 )
@@ -142,7 +143,7 @@ def build(stream, info: dict, check=None, pacer=None, concurrency: int = 1) -> N
             return gr.skip()
         k = min(max(int(k), 1), len(records))
         r = records[k - 1]
-        chosen = f"chosen: {r['token']!r}, {r['probability']:.0%}"
+        chosen = f"chosen: {readable(r['token'])}, {r['probability']:.0%}"
         return gr.Label(r["candidates"], label=f"Candidates at token {k} of {len(records)} ({chosen})")
 
     settings = [system_prompt, max_new_tokens, temperature, top_p, seed]

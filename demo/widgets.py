@@ -48,6 +48,28 @@ class StepProgress(gr.HTML):
                                "seconds": {"type": "number"}, "done": {"type": "boolean"}}}
 
 
+_STATS = """${value && value.steps ? `<div class='run-stats'>
+  steps <b>${value.steps}</b> · forward passes <b>${value.forward_passes ?? value.steps}</b>
+  ${value.tokens_per_pass != null ? ` · tokens per pass <b>${value.tokens_per_pass}</b>` : ''}
+  ${value.tokens_per_second != null ? ` · tokens/s <b>${value.tokens_per_second}</b>` : ''}
+  ${value.block ? ` · refining positions ${value.block[0] + 1}-${value.block[1]}` : ''}
+  ${value.settled_at ? ` · the answer settled at step <b>${value.settled_at}</b>` : ''}
+  ${value.revisions ? ` · <b>${value.revisions}</b> revised` : ''}</div>` : ''}"""
+
+
+class RunStats(gr.HTML):
+    """A text-diffusion run's numbers as data ({"steps", "forward_passes", "tokens_per_pass", "tokens_per_second",
+    "block"?, "settled_at"?, "revisions"?}), drawn by the browser."""
+
+    def __init__(self, value: dict | None = None, **kwargs):
+        super().__init__(value=value, html_template=_STATS, css_template=".run-stats { font-size: 0.9em; }",
+                         js_on_load=None, **kwargs)
+
+    def api_info(self) -> dict[str, Any]:
+        return {"type": "object", "description": "the run's numbers: steps, forward_passes, tokens_per_pass, "
+                "tokens_per_second, settled_at, revisions"}
+
+
 def progress(step, done: bool = False, seconds: float | None = None, unit: str = "step", **extra) -> dict | None:
     """A StepProgress value for a Step (None: nothing has run): the step reached, of how many, and seconds."""
     if step is None:
@@ -206,11 +228,25 @@ class Pacer:
                 items.close()
 
 
+SPECIAL_TOKENS = {"<|im_end|>": "end of reply", "<|endoftext|>": "end of text", "<|im_start|>": "start of a turn",
+                  "</s>": "end of text", "<eos>": "end of text", "<|eot_id|>": "end of reply"}
+
+
+def readable(token: str) -> str:
+    """A token as a person reads it: quoted so its spaces show, a newline as ↵, a special token as words."""
+    if token in SPECIAL_TOKENS:
+        return f"[{SPECIAL_TOKENS[token]}]"
+    return "'" + token.replace("\n", "↵").replace("\t", "⇥") + "'"
+
+
 def candidates_label(step) -> dict | None:
-    """A step's top-5 next-token candidates for gr.Label: {token (quoted, so spaces show): probability}."""
+    """A step's top-5 next-token candidates for gr.Label, {readable token: probability}, the one actually chosen
+    marked ✓ (with temperature above 0 it is not always the likeliest)."""
     if step is None or "candidates" not in step.info:
         return None
-    return {repr(c["token"]): c["probability"] for c in step.info["candidates"]}
+    chosen = step.info.get("token")
+    return {("✓ " if c["token"] == chosen else "") + readable(c["token"]): c["probability"]
+            for c in step.info["candidates"]}
 
 
 def load_settings(task: str, read_recipe, fields: dict, randomize: gr.Checkbox) -> None:

@@ -11,6 +11,7 @@ model settles layout and colours early: change the prompt mid-way), `cost` (what
 """
 
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -207,4 +208,45 @@ def cost(image, text, text_diffusion=None, seed: int = 0) -> list[dict]:
         out = final(text.stream("Count from one to one hundred, in words.", "", n, 0.0, 1.0, seed, preview=False))
         rows.append({"model": "LLM", "size": round(len(out.steps) / 8, 2), "forward_passes": len(out.steps),
                      "seconds": round(out.seconds, 3)})
+    return rows
+
+
+def repeated_neighbours(text: str) -> int:
+    """How many neighbouring words are the same word ("on a red red background"): the price of committing several
+    tokens in one step, each chosen without seeing the others."""
+    words = re.findall(r"[a-z]+", text.lower())
+    return sum(a == b for a, b in zip(words, words[1:]))
+
+
+def fill_gap(text_diffusion, text, prompt: str, template: str, seed: int = 0, max_new_tokens: int = 24) -> dict:
+    """The same template to both kinds of model: text diffusion fills every `_` in place, reading both sides; the
+    LLM can only go on from the words left of the first gap. {"template", "text_diffusion": {...}, "llm": {...}}."""
+    check_text("template", template, 400)
+    left = template.split("_", 1)[0].strip()
+    filled = final(text_diffusion.infill_stream(prompt, template, seed=seed))
+    continued = final(text.stream(DESCRIBE.format(prompt=prompt.strip()), "", max_new_tokens, 0.0, 1.0, seed,
+                                  preview=False, answer_prefix=left + " " if left else ""))
+    return {"template": template,
+            "text_diffusion": {"text": filled.text, "steps": len(filled.steps), "seconds": round(filled.seconds, 3)},
+            "llm": {"text": f"{left} {continued.text}".strip(), "given": left, "steps": len(continued.steps),
+                    "seconds": round(continued.seconds, 3)}}
+
+
+def dial(text_diffusion, text, prompt: str, seed: int = 0, block_lengths=(1, 4, 8, None)) -> list[dict]:
+    """One prompt at several block lengths (None: the whole canvas), one step per token for block length 1 and
+    8 steps otherwise, and the LLM beside them: per line the steps, forward passes, seconds, the text and how many
+    neighbouring words repeat."""
+    prompt = check_text("prompt", prompt, 300)
+    n = text_diffusion.setting("gen_length", None, 32)
+    rows = []
+    for block in block_lengths:
+        steps = n if block == 1 else 8
+        out = final(text_diffusion.stream(prompt, n, steps, seed, block_length=block))
+        rows.append({"model": f"text diffusion, block length {block or n}" + (" (whole canvas)" if block is None else ""),
+                     "steps": out.run["steps"], "forward_passes": out.run["forward_passes"],
+                     "seconds": round(out.seconds, 3), "repeated_neighbours": repeated_neighbours(out.text),
+                     "text": out.text})
+    llm = final(text.stream(DESCRIBE.format(prompt=prompt), "", n, 0.0, 1.0, seed, preview=False))
+    rows.append({"model": "LLM (one token per step)", "steps": len(llm.steps), "forward_passes": len(llm.steps),
+                 "seconds": round(llm.seconds, 3), "repeated_neighbours": repeated_neighbours(llm.text), "text": llm.text})
     return rows

@@ -212,6 +212,15 @@ class TextDiffusionPipeline(DiffusionModel):
         if GAP not in template:
             raise InvalidInput("template", f"`template` needs at least one gap: write `{GAP}` for each missing token.")
 
+    def check_infill(self, prompt, template, num_inference_steps, seed, temperature=0.0) -> None:
+        """What `infill_stream` checks before it runs (the template's words are checked against the vocabulary once
+        the model is loaded)."""
+        check_text("prompt", prompt, MAX_PROMPT_CHARS)
+        self.check_template(template)
+        check_range("num_inference_steps", num_inference_steps, 1, self.limits["gen_length"][1], integer=True)
+        check_seed(seed)
+        check_range("temperature", temperature, 0.0, 2.0)
+
     def template_ids(self, tokenizer, template: str) -> list[int]:
         """The template as answer tokens, the mask token at each `_`; given words the model cannot write are refused."""
         self.check_template(template)
@@ -291,12 +300,8 @@ class TextDiffusionPipeline(DiffusionModel):
         """
         num_inference_steps = self.setting("num_inference_steps", num_inference_steps, 16)
         temperature = self.setting("temperature", temperature, 0.0)
-        check_text("prompt", prompt, MAX_PROMPT_CHARS)
-        self.check_template(template)
+        self.check_infill(prompt, template, num_inference_steps, seed, temperature)
         low, high, multiple = self.limits["gen_length"]
-        check_range("num_inference_steps", num_inference_steps, 1, high, integer=True)
-        check_seed(seed)
-        check_range("temperature", temperature, 0.0, 2.0)
 
         def work(emit):
             import torch

@@ -71,15 +71,22 @@ def test_entities_and_keywords_are_marked_over_the_text_as_whole_words():
 
 
 def test_candidates_and_canvas_views():
-    from demo.text_diffusion_tab import NEW, canvas_value
+    from demo.text_diffusion_tab import NEW, REVISED, canvas_value
     from demo.widgets import candidates_label
     from pipelines.base import Step
 
     step = Step(1, 4, 0.1, info={"token": " red", "candidates": [{"token": " red", "probability": 0.7},
                                                                  {"token": " blue", "probability": 0.2}]})
-    assert candidates_label(step) == {"' red'": 0.7, "' blue'": 0.2}
+    assert candidates_label(step) == {"✓ ' red'": 0.7, "' blue'": 0.2}  # the token chosen, marked
+    special = Step(1, 4, 0.1, info={"token": " a", "candidates": [{"token": "<|im_end|>", "probability": 0.6},
+                                                                   {"token": "\n", "probability": 0.3},
+                                                                   {"token": " a", "probability": 0.1}]})
+    assert list(candidates_label(special)) == ["[end of reply]", "'↵'", "✓ ' a'"]
     canvas = Step(2, 4, 0.2, info={"canvas": [" The", "▒", " red", "."], "committed": [{"position": 2}]})
     assert canvas_value(canvas) == [(" ", None), ("The", None), ("▒", None), (" ", None), ("red", NEW), (".", None)]
+    revised = Step(3, 4, 0.3, info={"canvas": [" The", " big", " red", "."], "committed": [{"position": 1}],
+                                    "revised": [{"position": 2}]})
+    assert [label for _, label in canvas_value(revised) if label] == [NEW, REVISED]
 
 
 def test_the_chat_examples_are_headed_by_short_names():
