@@ -116,6 +116,7 @@ def templates(seed: int, n: int, share: float = 0.0) -> list[tuple[dict, str, st
         tokens = words(text)
         if share:
             gaps = [i > 0 and rng.random() < share for i in range(len(tokens))]
+            gaps[rng.randrange(1, len(tokens))] = True  # at least one
         else:
             gapped = {parts.get("colour"), parts.get("position"), parts.get("background")} - {None}
             gaps = [w.lower() in gapped for w in tokens]
@@ -148,7 +149,7 @@ def main():
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--temperature", type=float, nargs="+", default=[0.0, 0.3])
     p.add_argument("--editing", type=float, nargs="+", default=[0.5], help="editing_threshold values to try")
-    p.add_argument("--skip", nargs="*", default=[], choices=["infill", "dial"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["revision", "infill", "dial"])
     p.add_argument("--out", help="write the numbers as JSON here")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -157,7 +158,7 @@ def main():
     prompt_seed, gen_seed, template_seed = SETS[args.set]
     cases = prompts(prompt_seed, args.n)
     report = {"model": args.model, "set": args.set, "steps": args.steps, "revision": {}}
-    for temperature in args.temperature:
+    for temperature in args.temperature if "revision" not in args.skip else []:
         for editing in [0.0] + args.editing:
             r = generate(model, cases, gen_seed, num_inference_steps=args.steps, temperature=temperature,
                          editing_threshold=editing)
