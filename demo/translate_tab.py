@@ -23,11 +23,11 @@ def build(translate, info: dict, languages: list[str], check=None, pacer=None, c
                 source = gr.Dropdown(languages, value="English", label="From", allow_custom_value=True)
                 target = gr.Dropdown(languages, value="French", label="To", allow_custom_value=True)
             with gr.Row():
-                run = gr.Button("Translate", variant="primary")
+                run = gr.Button("Translate", variant="primary", elem_id="translate-run")
                 stop = gr.Button("Stop")
         with gr.Column():
             output = gr.Textbox(label="Translation", lines=5, interactive=False)
-            progress_bar = StepProgress()
+            progress_bar = StepProgress(elem_id="translate-progress")
 
     @endpoint("translate")
     def translate_fn(text, source_language, target_language):

@@ -43,14 +43,14 @@ def build(understand, info: dict, check=None) -> None:
             text = gr.Textbox(label="Text", lines=6, value=EXAMPLES[0][0])
             task = gr.Radio(TASKS, value="sentiment", label="Task")
             with gr.Row():
-                run = gr.Button("Analyse", variant="primary")
+                run = gr.Button("Analyse", variant="primary", elem_id="understand-run")
                 stop = gr.Button("Stop")
         with gr.Column():
             spans = gr.HighlightedText(label="Entities / keywords in the text", combine_adjacent=False, show_legend=True,
                                        elem_id="understand-marked")
             label = gr.Label(label="Sentiment probabilities", num_top_classes=3)
             result = gr.JSON(label="Result (JSON)")
-            progress_bar = StepProgress()
+            progress_bar = StepProgress(elem_id="understand-progress")
 
     @endpoint("understand")
     def understand_fn(text, task):
