@@ -12,6 +12,7 @@ cost grows with. Each of the article's three differences links to the tab that s
 
 import gradio as gr
 
+from demo import export
 from demo.text_diffusion_tab import canvas_value
 from demo.widgets import Shown, StepProgress, candidates_label, endpoint, is_step, seed_input, validator
 
@@ -146,6 +147,24 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
     with gr.Accordion("Step records (JSON)", open=False):
         records = gr.JSON(label="records")
     history = gr.State({"diffusion": [], "text_diffusion": [], "llm": []})
+
+    # -- Take a run home: the last run as one self-contained HTML file with a step slider (demo/export.py) ----------
+    with gr.Row():
+        export_button = gr.Button("Download this run (HTML)", size="sm", scale=0, min_width=220, elem_id="compare-export")
+        export_file = gr.File(label="This run, replayable offline (HTML)", interactive=False,
+                              elem_id="compare-export-file")
+
+    @endpoint("export_compare")
+    def export_compare_fn(records, prompt):
+        """The records a /compare run returned, as one HTML file that replays every lane step by step, offline."""
+        return export.write_export("compare", export.compare_html(records, prompt))
+
+    export_button.click(export_compare_fn, [records, prompt], export_file, api_name="export_compare",
+                        api_description="Take a comparison home: the records a /compare run returned and its prompt "
+                        "-> one self-contained HTML file (images inline, no network) with a step slider that replays "
+                        "every lane, and the records as JSON.",
+                        validator=validator(export.check_compare, export_compare_fn), preprocess=False)
+    # -- end of the export block ------------------------------------------------------------------------------------
 
     gr.Markdown("## Experiments")
     with gr.Group():

@@ -7,6 +7,7 @@ and infilling (a template with gaps, filled from both sides). Each run shows wha
 
 import gradio as gr
 
+from demo import export
 from demo.widgets import (
     RANDOM_SEED_JS,
     RunStats,
@@ -155,6 +156,11 @@ def build(stream, info: dict, infill=None, records=None, check=None, check_infil
                                        "confidence", "event"], elem_id="textdiff-order")
             with gr.Accordion("Steps as JSON (what /text_diffusion returns)", open=False):
                 steps_json = gr.JSON(label="steps")
+            with gr.Row():  # take a run home (demo/export.py); its event is at the end of build()
+                export_button = gr.Button("Download this run (HTML)", size="sm", scale=0, min_width=220,
+                                          elem_id="textdiff-export")
+                export_file = gr.File(label="This run, replayable offline (HTML)", interactive=False,
+                                      elem_id="textdiff-export-file")
     shown = gr.State([])  # every step of the last run, for the replay slider
 
     def show_run(items):
@@ -206,3 +212,17 @@ def build(stream, info: dict, infill=None, records=None, check=None, check_infil
     stop.click(None, cancels=[event, fill_event])
     replay.change(replay_fn, [replay, shown], [canvas, progress_bar], api_visibility="private", queue=False)
     gr.Examples(EXAMPLES, [prompt])
+
+    # -- Take a run home: the last run as one self-contained HTML file with a step slider (demo/export.py) ----------
+    @endpoint("export_text_diffusion")
+    def export_text_diffusion_fn(records, prompt, text):
+        """The records a /text_diffusion (or /text_diffusion_infill) run returned, its prompt and text, as one HTML
+        file that replays the canvas step by step, offline."""
+        return export.write_export("text-diffusion", export.text_diffusion_html(records, prompt, text))
+
+    export_button.click(export_text_diffusion_fn, [steps_json, prompt, text], export_file,
+                        api_name="export_text_diffusion",
+                        api_description="Take a text-diffusion run home: the records a /text_diffusion run returned, "
+                        "its prompt and its text -> one self-contained HTML file (no network) with a step slider that "
+                        "replays the canvas, commits and revisions, and the records as JSON.",
+                        validator=validator(export.check_text_diffusion, export_text_diffusion_fn), preprocess=False)

@@ -32,15 +32,35 @@ class CompareOutput:
     description: str = ""  # the text-diffusion model's description ("" without that lane)
 
 
+PREVIEW_SIDE = 128  # a record's inline preview at most this many pixels a side (the bundled images are 64x64)
+
+
+def preview_uri(image) -> str:
+    """A step's preview as a small PNG data URI, for records that replay without the app (an exported run)."""
+    import base64
+    import io
+
+    if max(image.size) > PREVIEW_SIDE:
+        image = image.copy()
+        image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def diffusion_record(step: Step, guidance_scale: float) -> dict:
     # classifier-free guidance runs the UNet on the prompt and on the empty prompt: two passes a step
-    return {"step": step.index, "timestep": step.info.get("timestep"), "seconds": step.info.get("seconds"),
-            "elapsed": round(step.elapsed, 4), "forward_passes": 2 if guidance_scale > 1 else 1}
+    record = {"step": step.index, "timestep": step.info.get("timestep"), "seconds": step.info.get("seconds"),
+              "elapsed": round(step.elapsed, 4), "forward_passes": 2 if guidance_scale > 1 else 1}
+    if hasattr(step.preview, "save"):  # a PIL image (steps whose preview was skipped have none)
+        record["preview"] = preview_uri(step.preview)
+    return record
 
 
 def text_diffusion_record(step: Step) -> dict:
-    return {"step": step.index, "committed": step.info["committed"], "seconds": step.info.get("seconds"),
-            "elapsed": round(step.elapsed, 4), "masks_left": step.info["masks_left"], "forward_passes": 1}
+    return {"step": step.index, "committed": step.info["committed"], "revised": step.info.get("revised", []),
+            "seconds": step.info.get("seconds"), "elapsed": round(step.elapsed, 4), "masks_left": step.info["masks_left"],
+            "forward_passes": 1}
 
 
 def llm_record(step: Step) -> dict:
