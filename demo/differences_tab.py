@@ -13,6 +13,7 @@ cost grows with. Each of the article's three differences links to the tab that s
 import gradio as gr
 
 from demo import export
+from demo import guided as guided_path
 from demo.text_diffusion_tab import canvas_value
 from demo.widgets import Shown, StepProgress, candidates_label, endpoint, is_step, seed_input, validator
 
@@ -102,14 +103,16 @@ def counter(kind: str, steps: list, total: int, passes_per_step: int, seconds: f
 
 
 def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cost=None, fill_gap=None, dial=None,
-          info: dict | None = None, checks: dict | None = None) -> None:
+          guided: dict | None = None, info: dict | None = None, checks: dict | None = None) -> None:
     """`compare(prompt, num_inference_steps, max_new_tokens, seed)` streams (side, item) pairs (pipelines.compare);
     `knobs(prompt, seed)` returns {"guidance": [(g, image)], "temperature": [(t, text)]}; `branch(prompt, step,
     candidate, max_new_tokens, seed)` -> (text, records); `switch(prompt, prompt_after, switch_step,
     num_inference_steps, seed)` -> ImageOutput; `cost()` -> rows; `fill_gap(prompt, template, seed)` -> {"text_diffusion",
-    "llm"}; `dial(prompt, seed)` -> rows; `tabs` for the links."""
+    "llm"}; `dial(prompt, seed)` -> rows; `guided`: the guided path's callables (demo/guided.py); `tabs` for the links."""
     info, checks = info or {}, checks or {}
     d = info.get("defaults", {})
+    if guided:
+        guided_path.build(**guided)
     gr.Markdown("## Diffusion vs LLM, live: one prompt, three kinds of model, step by step")
     if info.get("missing"):
         gr.Markdown(f"⚠️ {info['missing']}")

@@ -43,7 +43,7 @@ LOOK = ("**What to look at:** the canvas starts fully masked (▒). At every ste
         "per step (as many steps as tokens) writes cleanly but takes as many passes as an LLM.")
 KNOBS = ("**The dial.** *Block length* 1 with as many steps as tokens writes left to right, one token per step, as an "
          "LLM does; the whole length refines everything at once. *Threshold* (0 = off) also commits every token the "
-         "model is surer of than that, so easy text needs fewer steps. *Editing threshold* (0 = off) lets a step "
+         "model is surer of than that, so easy text needs fewer steps. *Editing* threshold (0 = off) lets a step "
          "replace a committed token the model is now confident is wrong (red): an LLM never takes a token back.")
 NEW, REVISED = "committed at this step", "revised at this step"
 
@@ -126,10 +126,10 @@ def build(stream, info: dict, infill=None, records=None, check=None, check_infil
                 steps = gr.Slider(1, g_hi, value=d["num_inference_steps"], step=1, label="Refinement steps")
             gr.Markdown(KNOBS)
             with gr.Row():
-                block_length = gr.Slider(0, g_hi, value=0, step=1, label="Block length (0 = the whole canvas)",
+                block_length = gr.Slider(0, g_hi, value=0, step=1, label="Block length (0: all)",
                                          elem_id="textdiff-block")
-                threshold = gr.Slider(0, 1, value=0, step=0.05, label="Threshold (0 = off)")
-                editing = gr.Slider(0, 1, value=0, step=0.05, label="Editing threshold (0 = off)",
+                threshold = gr.Slider(0, 1, value=0, step=0.05, label="Threshold (0: off)")
+                editing = gr.Slider(0, 1, value=0, step=0.05, label="Editing (0: off)",
                                     elem_id="textdiff-editing")
             with gr.Row():
                 seed = seed_input()
@@ -148,12 +148,11 @@ def build(stream, info: dict, infill=None, records=None, check=None, check_infil
             stats = RunStats(elem_id="textdiff-stats")
             replay = gr.Slider(1, 2, value=1, step=1, label="Replay step (after a run)", interactive=False,
                                elem_id="textdiff-replay")
-            with gr.Row():
-                per_step = gr.BarPlot(x="step", y="tokens", color="kind", title="Tokens committed per step", height=200,
-                                      elem_id="textdiff-per-step")
-                order = gr.ScatterPlot(x="position", y="step", color="confidence", title="Decoding order: the step "
-                                       "that committed each position", height=200, tooltip=["position", "step",
-                                       "confidence", "event"], elem_id="textdiff-order")
+            per_step = gr.BarPlot(x="step", y="tokens", color="kind", title="Tokens committed per step", height=200,
+                                  elem_id="textdiff-per-step")
+            order = gr.ScatterPlot(x="position", y="step", color="confidence", height=220,
+                                   title="Decoding order: the step that committed each position, and how sure it was",
+                                   tooltip=["position", "step", "confidence", "event"], elem_id="textdiff-order")
             with gr.Accordion("Steps as JSON (what /text_diffusion returns)", open=False):
                 steps_json = gr.JSON(label="steps")
             with gr.Row():  # take a run home (demo/export.py); its event is at the end of build()
