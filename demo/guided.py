@@ -85,8 +85,9 @@ def build(image_stream, llm_stream, text_diffusion_stream, fill_gap, dial) -> No
         return [[r["model"], r["steps"], r["forward_passes"], r["seconds"], r["repeated_neighbours"], r["text"]]
                 for r in dial(PROMPT, 0)]
 
-    for fn, (button, outputs) in zip((whole_picture, one_token, by_diffusion, take_back, gap, cost), results):
-        button.click(fn, None, outputs, api_visibility="private")
+    functions = (whole_picture, one_token, by_diffusion, take_back, gap, cost)
+    for number, (fn, (button, outputs)) in enumerate(zip(functions, results), 1):
+        button.click(fn, None, outputs, api_name=f"guided_step_{number}", api_visibility="private")
 
 
 def _result(number: int):

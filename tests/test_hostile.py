@@ -102,3 +102,38 @@ def test_every_named_endpoint_checks_its_inputs_before_the_queue(bundled, data, 
 def test_draw_only_events_are_not_in_the_api(client):
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert "/compare_step" not in named and not any("replay" in name or "lambda" in name for name in named)
+    assert not [name for name in named if name.rstrip("0123456789").endswith("_")]  # no name taken twice ("/cost_1")
+
+
+def workers() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name in ("model-worker", "diffusion-batcher") and t.is_alive()]
+
+
+@pytest.mark.parametrize("endpoint, args, wait_s", [
+    ("/understand", dict(text=" ".join(f"Name{i} met Person{i} in Paris." for i in range(40)), task="entities"), 0.0),
+    ("/understand", dict(text=" ".join(f"Name{i} met Person{i} in Paris." for i in range(40)), task="entities"), 1.0),
+    ("/text", dict(prompt="Count to a thousand.", system_prompt="", max_new_tokens=2000, temperature=1.0, top_p=1.0,
+                   seed=0), 1.0),
+    ("/chat", dict(prompt="Count to a thousand.", history=[{"role": "user", "content": "word " * 900},
+                                                           {"role": "assistant", "content": "ok"}] * 8,
+                   system_prompt="", max_new_tokens=2000, temperature=1.0, top_p=1.0, seed=0), 0.2),
+    ("/image", dict(prompt="a red circle", negative_prompt="", num_inference_steps=100, guidance_scale=3.0, seed=0,
+                    width=64, height=64), 1.0),
+    ("/text_diffusion", dict(prompt="a red circle", gen_length=48, num_inference_steps=48, seed=0), 0.0),
+])
+def test_a_cancelled_request_stops_its_work(client, endpoint, args, wait_s):
+    """Cancelled at once (before its first step, while its prompt is read) or a moment later: the model's worker
+    is gone at its next step (an entity typed, a token, a denoising step), not after the request's whole work (a
+    minute or more for each of these)."""
+    t = time.perf_counter()
+    while workers() and time.perf_counter() - t < 60:  # whatever an earlier test left finishing
+        time.sleep(0.1)
+    job = client.submit(**args, api_name=endpoint)
+    time.sleep(wait_s)
+    job.cancel()
+    t = time.perf_counter()
+    while workers() and time.perf_counter() - t < 30:
+        time.sleep(0.1)
+    assert not workers(), (endpoint, [t.name for t in workers()])
