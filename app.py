@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
 
 from demo.serving import CLIENT
 from pipelines.audio import render_clip
-from pipelines.base import ACTIVITY, LOAD_LOCK, output_path
+from pipelines.base import ACTIVITY, HEARTBEAT_S, LOAD_LOCK, output_path
 from pipelines.compare import (
     branch,
     check_branch,
@@ -82,12 +82,21 @@ class Login:
             return ok
 
 
+HEARTBEAT_EVERY_S = 0.25  # a stream the UI reads yields None this often while no step comes (pipelines.base)
+
+
 def on_gpu(stream):
-    """Wrap a stream method as a generator function, so `spaces.GPU` can hold the GPU while it runs."""
+    """Wrap a stream method as a generator function, so `spaces.GPU` can hold the GPU while it runs, and make the
+    stream beat while it waits: Gradio can close (cancel) a generator only between two of its items."""
 
     @gpu
     def run(*args, **kwargs):
-        yield from stream(*args, **kwargs)
+        token = HEARTBEAT_S.set(HEARTBEAT_EVERY_S)
+        try:
+            steps = stream(*args, **kwargs)
+        finally:
+            HEARTBEAT_S.reset(token)
+        yield from steps
 
     return run
 

@@ -254,7 +254,9 @@ def build(tabs: gr.Tabs, compare=None, knobs=None, branch=None, switch=None, cos
                        timeline=gr.skip(), caption="", history={"diffusion": [], "text_diffusion": [], "llm": []},
                        td_canvas=None, td_counter=None, seconds_plot=None, probability_plot=None)
         for side, item in compare(prompt, int(num_inference_steps), int(max_new_tokens), int(seed)):
-            if is_step(item):
+            if item is None:  # a heartbeat: nothing new (Stop can end the run here)
+                yield screen()
+            elif is_step(item):
                 seen[side].append(item)
                 if side == "diffusion":
                     yield screen(image=item.preview,

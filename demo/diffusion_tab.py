@@ -143,7 +143,9 @@ def build(task: str, stream, info: dict, finish, check=None, read_recipe=None, u
         screen = Shown(**{name: None for name in outputs})
         steps = stream(**request, preview=bool(show_previews))
         for item in pacer(steps) if pacer else steps:
-            if is_step(item):  # a Step; a step without a preview keeps the last one on screen
+            if item is None:  # a heartbeat: nothing new (Stop can end the run here)
+                yield screen()
+            elif is_step(item):  # a Step; a step without a preview keeps the last one on screen
                 if item.preview is not None:
                     shown.append(item)
                 yield screen(progress=progress(item), **{live: item.preview})

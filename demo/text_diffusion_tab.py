@@ -169,7 +169,9 @@ def build(stream, info: dict, infill=None, records=None, check=None, check_infil
         screen = Shown(text="", canvas=None, progress=None, stats=None, steps_json=None, replay=gr.skip(), shown=[],
                        per_step=None, order=None)
         for item in pacer(items):
-            if is_step(item):
+            if item is None:  # a heartbeat: nothing new (Stop can end the run here)
+                yield screen()
+            elif is_step(item):
                 yield screen(canvas=canvas_value(item), progress=progress(item), stats=step_stats(item))
             else:
                 last = item.steps[-1] if item.steps else None

@@ -103,7 +103,9 @@ def build(stream, info: dict, check=None, pacer=None, concurrency: int = 1) -> N
         """Generate text; yields (text so far, progress, candidates of the latest token)."""
         screen = Shown(output="", progress=None, candidates=None, coloured=None)
         for item in pacer(stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed))):
-            if is_step(item):
+            if item is None:  # a heartbeat: nothing new (Stop can end the run here)
+                yield screen()
+            elif is_step(item):
                 yield screen(output=item.preview, progress=progress(item, unit="token"), candidates=candidates_label(item))
             else:
                 last = item.steps[-1] if item.steps else None
@@ -125,7 +127,9 @@ def build(stream, info: dict, check=None, pacer=None, concurrency: int = 1) -> N
                        history=asked)
         for item in pacer(stream(prompt, system_prompt, int(max_new_tokens), float(temperature), float(top_p), int(seed),
                                  history=earlier)):
-            if is_step(item):
+            if item is None:
+                yield screen()
+            elif is_step(item):
                 so_far = asked + [{"role": "assistant", "content": item.preview}]  # kept if the reply is stopped
                 yield screen(chat=so_far, history=so_far, progress=progress(item, unit="token"),
                              candidates=candidates_label(item))

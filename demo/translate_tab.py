@@ -33,7 +33,9 @@ def build(translate, info: dict, languages: list[str], check=None, pacer=None, c
     def translate_fn(text, source_language, target_language):
         """Translate; yields (translation so far, progress)."""
         for item in pacer(translate(text, source_language, target_language)):
-            if is_step(item):
+            if item is None:  # a heartbeat: nothing new (Stop can end the run here)
+                yield gr.skip(), gr.skip()
+            elif is_step(item):
                 yield item.preview, progress(item, unit="token")
             else:
                 last = item.steps[-1] if item.steps else None

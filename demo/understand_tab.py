@@ -59,7 +59,9 @@ def build(understand, info: dict, check=None) -> None:
         screen = Shown(result=None, label=None, spans=None, progress=None)
         last = None
         for item in understand(text, task):
-            if is_step(item):
+            if item is None:  # a heartbeat: nothing new (Stop can end the run here)
+                yield screen()
+            elif is_step(item):
                 last = item
                 yield screen(progress=progress(item, unit="part"))
             else:

@@ -14,6 +14,7 @@ Stopping the iteration early (``break``, ``close()``, a dropped client) cancels 
 next step: the model runs in a worker thread that asks ``emit(step)`` before going on.
 """
 
+import contextvars
 import os
 import queue
 import tempfile
@@ -131,17 +132,29 @@ class Activity:
 ACTIVITY = Activity()
 
 
+# Seconds between the heartbeats (None items) a stream yields while no step comes, for a consumer that must be able to
+# stop it while it waits: Gradio closes an event's generator only between two items, so a request cancelled while
+# its model loads or waits for a slot would otherwise run on until its first step. Set by the consumer around the
+# call that makes the stream (app.py); unset (None), a stream yields no heartbeat.
+HEARTBEAT_S: contextvars.ContextVar[float | None] = contextvars.ContextVar("heartbeat_s", default=None)
+
+
 def stream_steps(work: Callable[[Emit], Any], lock, threads: int | None = None) -> Iterator[Any]:
     """Run ``work(emit)`` in a worker thread and yield each step it emits, then its return value.
 
     ``lock`` serialises requests to one model: diffusers schedulers and our own recorders keep
     per-call state on the pipeline object. Exceptions from ``work`` re-raise in the consumer.
-    When the consumer stops early, ``emit`` starts returning False and we wait for the worker to
-    wind down, so the next request never overlaps a cancelled one. ``threads``: intra-op CPU threads
+    When the consumer stops early, ``emit`` starts returning False and the worker winds down at its next step; the
+    model's lock keeps the next request from overlapping it. ``threads``: intra-op CPU threads
     for torch in this worker (Tuning.torch_threads), for work that runs torch on the CPU; None: work that does not.
+    With HEARTBEAT_S set where the stream is made, a None comes every that many seconds without a step.
 
     Whatever fails in the worker, the failure reaches the consumer: no request waits on a dead thread.
     """
+    return _stream_steps(work, lock, threads, HEARTBEAT_S.get())
+
+
+def _stream_steps(work, lock, threads, heartbeat) -> Iterator[Any]:
     items: queue.Queue = queue.Queue()
     cancelled = threading.Event()
     done = object()
@@ -169,15 +182,25 @@ def stream_steps(work: Callable[[Emit], Any], lock, threads: int | None = None) 
     thread = threading.Thread(target=worker, daemon=True, name="model-worker")
     thread.start()
     try:
-        while (item := items.get()) is not done:
+        while True:
+            try:
+                item = items.get(timeout=heartbeat)
+            except queue.Empty:  # nothing yet (loading, queued for the model, reading the prompt)
+                yield None
+                continue
+            if item is done:
+                break
             if isinstance(item, Cancelled):
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
+        # The worker stops at its next emit. It is not waited for here: a consumer closing this stream may be an event
+        # loop (Gradio closes a cancelled event's generator in its /cancel route), and the model's lock keeps the
+        # next request from overlapping whatever the worker finishes.
         cancelled.set()
-        thread.join()
+        thread.join(timeout=0.05)
 
 
 def final(stream: Iterator[Any]) -> Any:

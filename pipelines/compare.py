@@ -16,11 +16,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Step, Timer, final
+from .base import HEARTBEAT_S, Step, Timer, final
 from .checks import InvalidInput, check_range, check_seed, check_text
 
 DESCRIBE = "In one short sentence, describe a picture of {prompt}."
 LANES = ("diffusion", "text_diffusion", "llm")
+DONE = object()  # a lane has finished
 
 
 @dataclass
@@ -108,7 +109,14 @@ def compare_stream(image, text, prompt: str, num_inference_steps: int | None = N
                    seed: int = 0, guidance_scale: float | None = None, preview: bool = True,
                    text_diffusion=None) -> Iterator[tuple[str, object]]:
     """Yield (side, Step) as any model steps, then ("done", CompareOutput). The text-diffusion lane runs when
-    `text_diffusion` is given and its model is there, with its own default length and steps."""
+    `text_diffusion` is given and its model is there, with its own default length and steps. With HEARTBEAT_S set
+    where it is made, ("wait", None) comes every that many seconds without a step."""
+    return _compare_stream(image, text, prompt, num_inference_steps, max_new_tokens, seed, guidance_scale, preview,
+                           text_diffusion, HEARTBEAT_S.get())
+
+
+def _compare_stream(image, text, prompt, num_inference_steps, max_new_tokens, seed, guidance_scale, preview,
+                    text_diffusion, heartbeat) -> Iterator[tuple[str, object]]:
     prompt = check_text("prompt", prompt, 300)
     check_range("max_new_tokens", max_new_tokens, 1, 256, integer=True)
     check_seed(seed)
@@ -126,6 +134,8 @@ def compare_stream(image, text, prompt: str, num_inference_steps: int | None = N
         stream = streams[side]
         try:
             for item in stream:
+                if item is None:  # a heartbeat of the lane's own
+                    continue
                 items.put((side, item))
                 if stop.is_set():
                     break
@@ -133,7 +143,7 @@ def compare_stream(image, text, prompt: str, num_inference_steps: int | None = N
             items.put((side, exc))
         finally:
             stream.close()  # cancels that model's work if we left early
-            items.put((side, None))
+            items.put((side, DONE))
 
     threads = [threading.Thread(target=drain, args=(side,), daemon=True) for side in streams]
     timer = Timer()
@@ -143,8 +153,12 @@ def compare_stream(image, text, prompt: str, num_inference_steps: int | None = N
     try:
         running = len(threads)
         while running:
-            side, item = items.get()
-            if item is None:
+            try:
+                side, item = items.get(timeout=heartbeat)
+            except queue.Empty:
+                yield "wait", None
+                continue
+            if item is DONE:
                 running -= 1
             elif isinstance(item, BaseException):
                 raise item

@@ -33,7 +33,7 @@ def test_leaving_early_stops_the_work_at_the_next_step():
     for step in stream:
         if step.index == 3:
             break
-    stream.close()  # joins the worker: the work has stopped by now
+    stream.close()  # the worker stops at its next step
     assert len(log) <= 5, f"work went on after the consumer left: {len(log)} steps"
 
 

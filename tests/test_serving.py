@@ -28,7 +28,7 @@ def test_a_stopped_understand_request_stops_its_work(tiny_llm):
     stream = model.stream(text, "entities")
     first = next(stream)
     assert (first.index, first.total, first.info["done"]) == (1, MAX_ENTITY_SPANS, "Name0")
-    stream.close()  # returns once the worker has stopped
+    stream.close()  # the worker stops at its next span
     assert len(typed) <= 2  # of the 24 spans it would type
     summary = [s for s in model.stream("A short text about rain.", "summary") if hasattr(s, "info")]
     assert summary and summary[-1].total == 60 and all(s.info["task"] == "summary" for s in summary)
