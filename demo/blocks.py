@@ -31,8 +31,8 @@ def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = N
     steps = Pacer(diffusion_updates_per_s, always=lambda step: step.preview is not None)
     # Gradio's cache of outputs: files older than an hour go, checked every ten minutes.
     with gr.Blocks(title="Diffusion vs LLM, live", delete_cache=(600, 3600), analytics_enabled=analytics) as demo:
-        with gr.Row():
-            gr.Markdown(HEADER + f"\n\nPreset: **{preset}**", min_width=320)  # a phone puts the button below
+        gr.Markdown(HEADER + f"\n\nPreset: **{preset}**")
+        with gr.Row():  # the button under the header: beside it, a phone's screen squeezed the header to a column
             # On a hosted Space: a link that reopens the app with this tab's inputs and results (README: Sharing).
             gr.DeepLinkButton(value="Share this result", size="sm", scale=0, min_width=160)
         with gr.Tabs() as tabs:

@@ -4,7 +4,7 @@ next button sees every difference; the free-form tools stay below it."""
 
 import gradio as gr
 
-from demo.widgets import candidates_label, is_step
+from demo.widgets import SPECIAL_TOKENS, candidates_label, is_step
 
 PROMPT = "a large red circle in the center on a blue background"
 SHOW = (1, 3, 6, 10, 16, 25)  # image steps shown, of 25
@@ -62,12 +62,16 @@ def build(image_stream, llm_stream, text_diffusion_stream, fill_gap, dial) -> No
     def one_token():
         steps = [item for item in llm_stream(f"In one short sentence, describe a picture of {PROMPT}.", "", 20, 0.0, 1.0,
                                              0) if is_step(item)]
-        spans = [(s.info["token"], f"{s.index}: p={s.info['probability']:.2f}") for s in steps]
+        spans = [(f"[{SPECIAL_TOKENS[s.info['token']]}]" if s.info["token"] in SPECIAL_TOKENS else s.info["token"],
+                  f"{s.index}: p={s.info['probability']:.2f}") for s in steps]
         return spans, candidates_label(steps[len(steps) // 2]) if steps else None
 
     def by_diffusion():
         steps = [item for item in text_diffusion_stream(PROMPT, None, 8, 0) if is_step(item)]
-        return [[s.index, ", ".join(c["token"] for c in s.info["committed"]), s.preview] for s in steps]
+        def word(token: str) -> str:
+            return "· (end)" if token in ("[EOS]", "[PAD]", "</s>", "<|endoftext|>") else token
+
+        return [[s.index, ", ".join(word(c["token"]) for c in s.info["committed"]), s.preview] for s in steps]
 
     def take_back():
         rows = []
