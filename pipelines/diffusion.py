@@ -40,6 +40,7 @@ class DiffusionModel:
         self.missing = missing  # why the model cannot load (bundled folder absent), or None
         self._device = device
         self.tuning = tuning or Tuning()
+        self._preview = None  # the preview decoder, loaded on first use (False: none could be)
         self.lock = threading.Lock()  # one request at a time per model (scheduler state is per pipeline)
         self._pipe = None
 
@@ -72,6 +73,40 @@ class DiffusionModel:
                     pipe.set_progress_bar_config(disable=True)
                     self._pipe = pipe.to(self.device)
         return self._pipe
+
+    def preview_decoder(self):
+        """The tiny decoder that makes step previews (the spec's `preview_decoder`, an AutoencoderTiny: TAESD's class),
+        loaded on first use; None where the spec names none (previews then go through the model's own VAE)."""
+        if self.spec.preview_decoder is None or self._preview is False:
+            return None
+        if self._preview is None:
+            with LOAD_LOCK:
+                if self._preview is None:
+                    from diffusers import AutoencoderTiny
+
+                    try:
+                        tiny = AutoencoderTiny.from_pretrained(resolve_path(self.spec.preview_decoder), dtype=self.dtype)
+                        self._preview = tiny.to(self.device).eval()
+                    except Exception as exc:  # noqa: BLE001  (absent or offline: the VAE makes the previews)
+                        print(f"preview decoder {self.spec.preview_decoder} not loaded ({type(exc).__name__}): "
+                              "step previews go through the model's VAE")
+                        self._preview = False
+        return self._preview or None
+
+    def decode_latents(self, pipe, latents: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] (batch, 3, h, w) from a batch of the model's latents: through the preview decoder where
+        there is one, else the model's VAE (about 10x the cost for the bundled model: bench/previews.py)."""
+        import torch
+
+        vae = pipe.vae
+        latents = latents / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
+        decoder = self.preview_decoder()
+        with torch.no_grad():
+            if decoder is not None:
+                # An AutoencoderTiny takes the VAE's latents divided by its own scaling_factor (1 for TAESD).
+                latents = latents / decoder.config.scaling_factor
+                return decoder.decode(latents.to(decoder.dtype)).sample.float().clamp(-1, 1)
+            return vae.decode(latents.to(vae.dtype), return_dict=False)[0].float().clamp(-1, 1)
 
     def load(self, path: str):  # overridden where a family needs more than DiffusionPipeline
         from diffusers import DiffusionPipeline

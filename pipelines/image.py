@@ -134,11 +134,10 @@ class ImagePipeline(DiffusionModel):
         image.info["Creation Time"] = created_now()  # a standard PNG keyword; makes every file unique
         return ImageOutput(image=image, seed=seed, seconds=seconds, steps=steps, recipe=recipe)
 
-    @classmethod
-    def decode_previews(cls, pipe, x0: torch.Tensor, wanted: list[bool]) -> list | None:
+    def decode_previews(self, pipe, x0: torch.Tensor, wanted: list[bool]) -> list | None:
         """Previews of a batch's predicted-clean latents: an image for each request that wants one, else None."""
         picks = [i for i, w in enumerate(wanted) if w]
-        images = cls.decode_preview(pipe, x0[picks], all_images=True)
+        images = self.decode_preview(pipe, x0[picks], all_images=True)
         if images is None:
             return None
         it = iter(images)
@@ -165,17 +164,10 @@ class ImagePipeline(DiffusionModel):
 
         return swap
 
-    @staticmethod
-    def decode_preview(pipe, x0: torch.Tensor, all_images: bool = False):
-        """Decode a predicted-clean latent to a PIL image (all of the batch's, as a list, with `all_images`; 4-D image
-        latents only, else no preview)."""
-        import torch
-
-        if x0.ndim != 4:
-            return None  # packed latents (FLUX-style): not decodable without the pipeline's unpacking
-        vae = pipe.vae
-        latents = x0 / vae.config.scaling_factor + (getattr(vae.config, "shift_factor", None) or 0.0)
-        with torch.no_grad():
-            image = vae.decode(latents.to(vae.dtype), return_dict=False)[0]
-        images = pipe.image_processor.postprocess(image.float(), output_type="pil")
+    def decode_preview(self, pipe, x0: torch.Tensor, all_images: bool = False):
+        """A predicted-clean latent as a PIL image (all of the batch's, as a list, with `all_images`), through the
+        preview decoder where the spec has one (4-D image latents only, else no preview)."""
+        if x0.ndim != 4 or getattr(pipe, "vae", None) is None:
+            return None  # packed latents (FLUX-style): not previewable without the pipeline's unpacking
+        images = pipe.image_processor.postprocess(self.decode_latents(pipe, x0), output_type="pil")
         return images if all_images else images[0]

@@ -5,6 +5,8 @@ overridden (settings.py: a CLI flag or an environment variable). Unknown tasks o
 the valid ones. Nothing loads here: each pipeline loads its model on first use.
 """
 
+import dataclasses
+
 from .audio import AudioPipeline
 from .base import Tuning
 from .image import ImagePipeline
@@ -27,16 +29,19 @@ MODELS: dict[str, dict[str, ModelSpec]] = {
             # guidance 3: the meaning checks were right on 2 prompt sets 0.81/0.82 at 2, 0.85/0.83 at 3, 0.83 at 4
             defaults={"num_inference_steps": 25, "guidance_scale": 3.0, "width": 64, "height": 64},
             limits={"width": (32, 128, 16), "height": (32, 128, 16), "num_inference_steps": (1, 100)},
+            preview_decoder="models/tiny-shapes-image/preview_decoder",  # training/train_preview.py
         ),
         "small": ModelSpec(
             "stabilityai/sd-turbo", "Stability AI Community License (non-commercial research)",
             defaults={"num_inference_steps": 2, "guidance_scale": 0.0, "width": 512, "height": 512},
             limits={"width": (256, 768, 64), "height": (256, 768, 64), "num_inference_steps": (1, 8)},
+            preview_decoder="madebyollin/taesd",  # TAESD (MIT): SD 1.x / 2.x latents
         ),
         "large": ModelSpec(
             "stabilityai/sdxl-turbo", "Stability AI Community License (non-commercial research)",
             defaults={"num_inference_steps": 4, "guidance_scale": 0.0, "width": 512, "height": 512},
             limits={"width": (512, 1024, 64), "height": (512, 1024, 64), "num_inference_steps": (1, 8)},
+            preview_decoder="madebyollin/taesdxl",  # TAESDXL (MIT)
         ),
     },
     "audio": {
@@ -62,6 +67,7 @@ MODELS: dict[str, dict[str, ModelSpec]] = {
             motion_adapter="models/tiny-shapes-motion",
             defaults={"num_inference_steps": 15, "guidance_scale": 4.0, "num_frames": 8, "width": 64, "height": 64},
             limits={"num_frames": (4, 16)},  # trained on 8-frame clips; 15 steps: about 4.5 s on one CPU thread
+            preview_decoder="models/tiny-shapes-image/preview_decoder",  # the image model's VAE: its preview decoder
         ),
         "small": ModelSpec(
             "emilianJR/epiCRealism", "CreativeML OpenRAIL-M (base) + AnimateDiff-Lightning (CreativeML OpenRAIL-M)",
@@ -69,6 +75,7 @@ MODELS: dict[str, dict[str, ModelSpec]] = {
             "animatediff_lightning_4step_diffusers.safetensors",
             defaults={"num_inference_steps": 4, "guidance_scale": 1.0, "num_frames": 16, "width": 512, "height": 512},
             limits={"num_frames": (8, 24), "num_inference_steps": (1, 8)},
+            preview_decoder="madebyollin/taesd",
         ),
         "large": ModelSpec(
             "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "Apache-2.0",
@@ -121,11 +128,11 @@ def get_spec(task: str, preset: str, model_id: str | None = None, motion_adapter
     if preset not in MODELS[task]:
         raise ValueError(f"Unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}.")
     spec = MODELS[task][preset]
-    if model_id:  # an override is taken as given: no wheel lookup, the preset's defaults kept
-        spec = ModelSpec(model_id, "see the model card of " + model_id, spec.defaults, spec.limits,
-                         spec.motion_adapter, gguf_wheel=None)
+    if model_id:  # an override is taken as given: no wheel, no preview decoder (its latents may differ), defaults kept
+        spec = dataclasses.replace(spec, model_id=model_id, licence="see the model card of " + model_id, gguf_wheel=None,
+                                   preview_decoder=None)
     if motion_adapter:
-        spec = ModelSpec(spec.model_id, spec.licence, spec.defaults, spec.limits, motion_adapter, spec.gguf_wheel)
+        spec = dataclasses.replace(spec, motion_adapter=motion_adapter)
     return spec
 
 

@@ -19,6 +19,7 @@ class ModelSpec:
     limits: dict = field(default_factory=dict)  # per-model input ranges, e.g. {"width": (256, 768, 64)}
     motion_adapter: str | None = None  # video: a MotionAdapter folder / Hub id / single .safetensors URL
     gguf_wheel: str | None = None  # text: a pip package shipping the GGUF file (bundled SmolLM2)
+    preview_decoder: str | None = None  # image / video: an AutoencoderTiny for cheap step previews (else the VAE)
 
 
 def resolve_path(model_id: str) -> str:

@@ -105,20 +105,17 @@ class VideoPipeline(DiffusionModel):
         pipe.enable_free_noise(context_length=num_frames, context_stride=num_frames, weighting_scheme="flat")
         return frame_prompts(prompt, self.frame_phrases, num_frames)
 
-    @staticmethod
-    def decode_preview(pipe, x0: torch.Tensor):
-        """First, middle and last predicted-clean frames side by side (AnimateDiff's per-frame image VAE only)."""
+    def decode_preview(self, pipe, x0: torch.Tensor):
+        """First, middle and last predicted-clean frames side by side (AnimateDiff's per-frame image VAE only), through
+        the preview decoder where the spec has one."""
         import torch
 
         if x0.ndim != 5 or type(pipe).__name__ != "AnimateDiffPipeline":
             return None  # video VAEs (Wan, LTX) decode whole clips: too costly to run at every step
         frames = x0[0].permute(1, 0, 2, 3)  # (C, F, H, W) -> (F, C, H, W)
-        picks = frames[[0, frames.shape[0] // 2, -1]] / pipe.vae.config.scaling_factor
-        with torch.no_grad():
-            images = pipe.vae.decode(picks.to(pipe.vae.dtype)).sample.float()
-        strip = torch.cat(list(images), dim=-1)[None]  # side by side
-        return pipe.video_processor.postprocess(strip, output_type="pil")[0] if hasattr(pipe, "video_processor") \
-            else Image.fromarray(((strip[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).byte().numpy())
+        images = self.decode_latents(pipe, frames[[0, frames.shape[0] // 2, -1]])
+        strip = torch.cat(list(images), dim=-1)  # side by side
+        return Image.fromarray(((strip.permute(1, 2, 0) + 1) * 127.5).round().byte().cpu().numpy())
 
 
 def frame_token(phrase: str, k: int) -> str:

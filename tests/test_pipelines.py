@@ -248,7 +248,7 @@ def test_vocoder_filters_are_the_ones_the_bundled_model_was_trained_with():
 
     from pipelines.mel_diffusion import mel_filterbank
 
-    saved = Path(__file__).parents[1] / "models" / "tiny-sounds-audio" / "vocoder" / "diffusion_pytorch_model.safetensors"
+    saved = Path(__file__).parents[1] / "models" / "tiny-sounds-audio" / "griffin_lim" / "diffusion_pytorch_model.safetensors"
     if not saved.exists():
         pytest.skip("the bundled audio model is not in this checkout")
     basis = load_file(saved)["mel_basis"]  # stored in float16, as the rest of the model
@@ -414,3 +414,30 @@ def test_understand_and_translate_refuse_unknown_names(llm):
     assert refused.value.field == "target_language"
     with pytest.raises(InvalidInput, match="`text`"):
         Understanding(llm).understand("   ", "sentiment")
+
+
+def test_step_previews_go_through_the_preview_decoder_and_the_final_image_through_the_vae(tiny_sd, tmp_path):
+    """An AutoencoderTiny (TAESD's class) named by the spec makes the step previews; the final image is the VAE's.
+    A preview decoder that cannot load leaves the previews to the VAE, and the request is served all the same."""
+    import dataclasses
+
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(0)
+    tiny = AutoencoderTiny(encoder_block_out_channels=(8, 8, 8), decoder_block_out_channels=(8, 8, 8),  # 4x, as the VAE
+                           num_encoder_blocks=(1, 1, 1), num_decoder_blocks=(1, 1, 1))
+    tiny.save_pretrained(tmp_path / "preview")
+    spec = ModelSpec(tiny_sd, "test", {"width": 32, "height": 32}, SMALL, preview_decoder=str(tmp_path / "preview"))
+    model = ImagePipeline(spec, device="cpu")
+    calls = []
+    decode = model.preview_decoder().decode
+    model._preview.decode = lambda latents: calls.append(latents.shape) or decode(latents)
+    out = final(model.stream("a red circle", "", 3, 2.0, 0, 32, 32, preview=True))
+    assert len(calls) == 3 and all(s.preview.size == (32, 32) for s in out.steps)  # one preview decode a step
+    plain = final(ImagePipeline(dataclasses.replace(spec, preview_decoder=None), device="cpu").stream(
+        "a red circle", "", 3, 2.0, 0, 32, 32, preview=False))
+    assert pixels(out).tolist() == pixels(plain).tolist()  # the final image is the VAE's, previews or not
+    missing = ImagePipeline(dataclasses.replace(spec, preview_decoder=str(tmp_path / "absent")), device="cpu")
+    served = final(missing.stream("a red circle", "", 2, 2.0, 0, 32, 32, preview=True))
+    assert all(s.preview is not None for s in served.steps) and missing.preview_decoder() is None
