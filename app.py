@@ -102,12 +102,19 @@ def on_gpu(stream):
 
 
 def write_wav(output) -> dict:
-    """An AudioOutput as the Audio tab shows it: a WAV file carrying its recipe, and its spectrogram."""
+    """An AudioOutput as the Audio tab shows it: a WAV file carrying its recipe, its spectrogram, and the same
+    spectrogram through Griffin-Lim where the model has a learned vocoder (None elsewhere)."""
     wav, spectrogram = render_clip(output.audio, output.sample_rate, output.recipe)
     path = output_path(".wav")  # old clips there are deleted as new ones come
     with open(path, "wb") as f:
         f.write(wav)
-    return {"audio": path, "spectrogram": spectrogram}
+    compared = getattr(output, "griffin_lim", None)
+    if compared is not None:
+        compared_wav, _ = render_clip(compared, output.sample_rate, output.recipe + ", Vocoder: Griffin-Lim")
+        compared = output_path(".wav")
+        with open(compared, "wb") as f:
+            f.write(compared_wav)
+    return {"audio": path, "spectrogram": spectrogram, "griffin_lim": compared}
 
 
 def make_backend(pipelines: dict, tabs=None) -> dict:

@@ -79,7 +79,11 @@ def _outputs(task: str) -> dict:
                 "progress": StepProgress(elem_id="audio-progress"),
                 "spectrogram": gr.Image(label="Spectrogram (live: the predicted clean spectrogram)", format="png",
                                         interactive=False, height=200),
-                "gallery": gr.Gallery(label="Denoising steps", columns=6, height=120, object_fit="contain")}
+                "gallery": gr.Gallery(label="Denoising steps", columns=6, height=120, object_fit="contain"),
+                # A vocoder turns the spectrogram the model made into a waveform: the clip above through the learned
+                # one, this one through Griffin-Lim, which guesses the phase the spectrogram leaves out.
+                "griffin_lim": gr.Audio(label="The same spectrogram through Griffin-Lim (no learned vocoder): compare",
+                                        type="filepath", interactive=False, elem_id="audio-griffin-lim")}
     return {"video": gr.Video(label="Clip", height=320, elem_classes=["pixelated", "enlarge"], interactive=False,
                               autoplay=True, loop=True, elem_id="video-output"),
             "progress": StepProgress(elem_id="video-progress"),
