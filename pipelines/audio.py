@@ -2,17 +2,19 @@
 denoising steps; each preview is the predicted clean mel spectrogram, as an image.
 
 The bundled model is a `MelDiffusionPipeline` (pipelines/mel_diffusion.py): AudioLDM's recipe without
-the VAE, with a Griffin-Lim vocoder. This module imports neither torch nor diffusers until a model is
-used, so the app starts without them.
+the VAE, with a Griffin-Lim vocoder, or a learned one (then its final clip comes with the same mel through
+Griffin-Lim, `MelAudioOutput.griffin_lim`, for the Audio tab to play side by side). This module imports neither
+torch nor diffusers until a model is used, so the app starts without them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile
@@ -68,11 +70,12 @@ class AudioPipeline(DiffusionModel):
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, threads=self.threads)
             audio = within_range(np.asarray(output.audios[0], dtype=np.float32).reshape(-1))
+            seconds = timer()  # the comparison below is not the model's time
             recipe = recipe_text("audio", prompt.strip(), (negative_prompt or "").strip(),
                                  num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
                                  seed=int(seed), duration_s=float(duration_s), model=self.spec.model_id)
-            return AudioOutput(sample_rate=sample_rate(pipe), audio=audio, seed=int(seed), seconds=timer(), steps=steps,
-                               recipe=recipe)
+            return MelAudioOutput(sample_rate=sample_rate(pipe), audio=audio, seed=int(seed), seconds=seconds, steps=steps,
+                                  recipe=recipe, griffin_lim=griffin_lim_of(pipe, output, audio.size))
 
         return stream_steps(work, self.lock, self.threads)
 
@@ -90,6 +93,22 @@ class AudioPipeline(DiffusionModel):
         else:  # the bundled model: patches -> mel
             mel = pipe.latents_to_mel(x0) if hasattr(pipe, "latents_to_mel") else x0
         return spectrogram_image(mel[0, 0].float().cpu().numpy().T)
+
+
+@dataclass
+class MelAudioOutput(AudioOutput):
+    """base.AudioOutput, plus, from the bundled model with its learned vocoder, the same mel through Griffin-Lim."""
+
+    griffin_lim: Any = None  # 1-D float32 ndarray like `audio` (same rate and length), or None where there is none
+
+
+def griffin_lim_of(pipe, output, num_samples: int):
+    """The final mel of a MelDiffusionPipeline with a learned vocoder, rendered by Griffin-Lim (the fallback vocoder)
+    for the Audio tab's side-by-side; None for Griffin-Lim models and AudioLDM. About 0.1 s for 2 s of audio."""
+    mels = getattr(output, "mels", None)
+    if mels is None or not hasattr(pipe, "mel_to_audio") or pipe.mel is pipe.vocoder:
+        return None
+    return within_range(pipe.mel_to_audio(mels[:1], num_samples, griffin_lim=True)[0].cpu().numpy().astype(np.float32))
 
 
 def sample_rate(pipe) -> int:

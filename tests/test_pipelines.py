@@ -248,7 +248,7 @@ def test_vocoder_filters_are_the_ones_the_bundled_model_was_trained_with():
 
     from pipelines.mel_diffusion import mel_filterbank
 
-    saved = Path(__file__).parents[1] / "models" / "tiny-sounds-audio" / "griffin_lim" / "diffusion_pytorch_model.safetensors"
+    saved = Path(__file__).parents[1] / "models" / "tiny-sounds-audio" / "vocoder" / "diffusion_pytorch_model.safetensors"
     if not saved.exists():
         pytest.skip("the bundled audio model is not in this checkout")
     basis = load_file(saved)["mel_basis"]  # stored in float16, as the rest of the model
