@@ -184,7 +184,7 @@ def test_text_diffusion_endpoint_returns_the_text_and_its_steps(client, bundled)
         return
     out = client.predict(prompt="a small red circle on the left on a blue background", gen_length=32,
                          num_inference_steps=16, seed=0, api_name="/text_diffusion")
-    text, steps = out[0], out[3]["steps"]
+    text, steps = out[0], out[4]["steps"]  # (text, canvas, progress, run numbers, records, ...)
     assert isinstance(text, str) and "circle" in text
     assert [s["step"] for s in steps] == list(range(1, 17)) and steps[-1]["masks_left"] == 0
     assert sum(len(s["committed"]) for s in steps) == 32
