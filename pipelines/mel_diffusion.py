@@ -68,7 +68,9 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
         audio = torchaudio.functional.griffinlim(power.sqrt(), self.window.float(), c.n_fft, c.hop_length, c.n_fft,
                                                  power=1.0, n_iter=c.n_iter, momentum=c.momentum, length=length,
                                                  rand_init=False)
-        return audio if num_samples is None else torch.nn.functional.pad(audio, (0, max(0, num_samples - length)))[..., :num_samples]
+        if num_samples is None:
+            return audio
+        return torch.nn.functional.pad(audio, (0, max(0, num_samples - length)))[..., :num_samples]
 
 
 class _ConvNeXtBlock(torch.nn.Module):

@@ -20,8 +20,8 @@ import argparse
 import json
 import random
 import shutil
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +38,6 @@ from train_vocoder import HELD_OUT_VOICES  # noqa: E402
 
 from pipelines.audio import AudioPipeline  # noqa: E402
 from pipelines.base import final  # noqa: E402
-
 from pipelines.specs import ModelSpec  # noqa: E402
 
 HELD_OUT_RATES = (120, 210)  # words a minute; the vocoder trained on 130-195, the audio model on 140-180

@@ -302,7 +302,8 @@ def main():
     # 3. Save: weight norm folded in, safetensors, and what the run was.
     save(model, args.arch, args.out)
     last = history[-min(100, len(history)):]
-    info = {"arch": args.arch, "class": type(model).__name__, "seed": args.seed, "steps": steps, "batch_size": args.batch_size, "segment_samples": segment,
+    info = {"arch": args.arch, "class": type(model).__name__, "seed": args.seed, "steps": steps,
+            "batch_size": args.batch_size, "segment_samples": segment,
             "num_clips": int(clips.shape[0]), "lr": args.lr, "device": str(device),
             "minutes": round((time.time() - t0) / 60, 2), "seconds_per_step": per_step and round(per_step, 4),
             "losses": {k: round(float(np.mean([h[k] for h in last])), 4) for k in last[0]},
