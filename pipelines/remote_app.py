@@ -107,14 +107,12 @@ class RemoteDiffusionPipeline:
                     if update is None:
                         continue
                     found = _progress(update[1])
-                    if found and found.get("done"):  # the finished file, read below; its progress has the steps run
-                        if steps and steps[-1].index >= found["step"]:
-                            continue
+                    if found is None or (steps and steps[-1].index >= found["step"]):
+                        continue  # the update that starts a run, or one that repeats a step (the remote's heartbeat)
+                    if found.get("done"):  # the finished file, read below; its progress has the steps run
                         index, steps_n, path = found["step"], found["total"], None  # the last step, if paced out
-                    elif found:
+                    else:
                         index, steps_n, path = found["step"], found["total"], _file(update[preview_at])
-                    else:  # the update that starts a run
-                        continue
                     steps.append(Step(index=index, total=steps_n, elapsed=timer(),
                                       preview=self._read_preview(path) if preview and path else None))
                     if not emit(steps[-1]):
