@@ -139,7 +139,7 @@ ACTIVITY = Activity()
 HEARTBEAT_S: contextvars.ContextVar[float | None] = contextvars.ContextVar("heartbeat_s", default=None)
 
 
-def stream_steps(work: Callable[[Emit], Any], lock, threads: int | None = None) -> Iterator[Any]:
+def stream_steps(work: Callable[[Emit], Any], lock, threads: int | None = None, join_s: float = 0.05) -> Iterator[Any]:
     """Run ``work(emit)`` in a worker thread and yield each step it emits, then its return value.
 
     ``lock`` serialises requests to one model: diffusers schedulers and our own recorders keep
@@ -147,14 +147,16 @@ def stream_steps(work: Callable[[Emit], Any], lock, threads: int | None = None) 
     When the consumer stops early, ``emit`` starts returning False and the worker winds down at its next step; the
     model's lock keeps the next request from overlapping it. ``threads``: intra-op CPU threads
     for torch in this worker (Tuning.torch_threads), for work that runs torch on the CPU; None: work that does not.
-    With HEARTBEAT_S set where the stream is made, a None comes every that many seconds without a step.
+    With HEARTBEAT_S set where the stream is made, a None comes every that many seconds without a step. `join_s`:
+    how long closing the stream waits for the worker (a remote job's worker cancels it on its next update, and a
+    client's next job should not start before that).
 
     Whatever fails in the worker, the failure reaches the consumer: no request waits on a dead thread.
     """
-    return _stream_steps(work, lock, threads, HEARTBEAT_S.get())
+    return _stream_steps(work, lock, threads, HEARTBEAT_S.get(), join_s)
 
 
-def _stream_steps(work, lock, threads, heartbeat) -> Iterator[Any]:
+def _stream_steps(work, lock, threads, heartbeat, join_s) -> Iterator[Any]:
     items: queue.Queue = queue.Queue()
     cancelled = threading.Event()
     done = object()
@@ -200,7 +202,7 @@ def _stream_steps(work, lock, threads, heartbeat) -> Iterator[Any]:
         # loop (Gradio closes a cancelled event's generator in its /cancel route), and the model's lock keeps the
         # next request from overlapping whatever the worker finishes.
         cancelled.set()
-        thread.join(timeout=0.05)
+        thread.join(timeout=join_s)
 
 
 def final(stream: Iterator[Any]) -> Any:

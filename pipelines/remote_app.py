@@ -131,7 +131,7 @@ class RemoteDiffusionPipeline:
                 raise BackendError(f"The {self.task} backend at {self.url} sent no {self.task} back.")
             return self._output(final_file, result, values, timer(), steps)
 
-        return stream_steps(work, self.lock)
+        return stream_steps(work, self.lock, join_s=self.tuning.backend_timeout_s)
 
     @staticmethod
     def _read_preview(path: str):

@@ -200,7 +200,7 @@ class RemoteTextPipeline(TextPipeline):
                         reason = "stop" if choice["finish_reason"] == "stop" else "length"
             return TextOutput("".join(pieces).strip(), timer(), steps, reason)
 
-        return stream_steps(work, self.slots)
+        return stream_steps(work, self.slots, join_s=self.tuning.backend_timeout_s)
 
     # -- understanding -----------------------------------------------------------------------------
     def _next_logprobs(self, ids, cache: dict) -> dict[str, float]:
