@@ -344,11 +344,17 @@ def test_a_full_queue_refuses_at_once(tiny_sd, tiny_llm):
         client = Client(demo.local_url, verbose=False)
         args = dict(prompt="hello", system_prompt="", max_new_tokens=200, temperature=1.0, top_p=1.0, seed=0, api_name="/text")
         with pipelines["text"].lock:  # the model busy: however soon a reply would end, the first stays running
-            jobs = [client.submit(**args) for _ in range(2)]  # one running, one waiting: the queue is full
+            from gradio_client.utils import Status
+
+            jobs = [client.submit(**args)]
+            deadline = time.perf_counter() + 30
+            while jobs[0].status().code not in (Status.PROCESSING, Status.ITERATING) and time.perf_counter() < deadline:
+                time.sleep(0.05)  # running, not waiting: else the second would find the queue full
+            jobs.append(client.submit(**args))  # one running, one waiting: the queue is full
             time.sleep(1.0)
             start = time.perf_counter()
             with pytest.raises(QueueError, match="full"):
-                client.predict(**args)
+                client.submit(**args).result(timeout=10)  # a timeout, not a hang, if it were queued
             assert time.perf_counter() - start < 2.0
     finally:
         for job in jobs:
