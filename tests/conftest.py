@@ -1,6 +1,7 @@
 """Tiny models of the same classes as the Hub presets, built from configs (seeded): nothing is downloaded."""
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ sys.path.insert(0, str(ROOT / "training"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots and other things to look at (git-ignored)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, driven by Playwright: no downloaded browser
 
 WORDS = ["a", "an", "the", "red", "green", "blue", "circle", "square", "dog", "cat", "on", "background", "tone", "high", "low",
          "moving", "left", "right", "top", "bottom", "small", "large", "beat", "drum", "fast", "slow"]
@@ -209,3 +211,16 @@ def client(bundled):
     from gradio_client import Client
 
     return Client(bundled[0].local_url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium through Playwright, launched once for every browser test."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()

@@ -3,12 +3,10 @@ image and a clip, run a comparison and replay its timeline. Screenshots go to te
 
 import os
 import re
-import shutil
 
 import pytest
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, CHROMIUM
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="no Chromium here (make test installs Debian's chromium with apt-get, which needs "
                                        "root): the browser tests need it"), pytest.mark.browser, pytest.mark.slow]
@@ -16,18 +14,12 @@ TABS = ["Image", "Audio", "Video", "Text", "Text diffusion", "Understand", "Tran
 
 
 @pytest.fixture(scope="module")
-def page(bundled):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(bundled[0].local_url)
-        page.get_by_role("tab", name="Image").wait_for(timeout=30_000)
-        yield page
-        browser.close()
+def page(bundled, chromium):
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(bundled[0].local_url)
+    page.get_by_role("tab", name="Image").wait_for(timeout=30_000)
+    yield page
+    page.close()
 
 
 @pytest.fixture

@@ -7,16 +7,14 @@ import io
 import json
 import os
 import re
-import shutil
 import time
 
 import pytest
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, CHROMIUM
 
 from demo import export
 from demo.export import ExportError, check_compare, check_text_diffusion, compare_html, text_diffusion_html
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = "<script>alert(1)</script>"
 MB = 1024 * 1024
 
@@ -212,18 +210,6 @@ def test_write_export_makes_a_fresh_file_and_clears_old_ones():
 # -- in a real browser, with the network off --------------------------------------------------------------------
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Chromium here (make test installs "
                                     "Debian's chromium with apt-get, which needs root): the browser tests need it")
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -3,12 +3,10 @@ click without typing anything, the guided path's six steps each show their resul
 1400 px and at phone width (390 px), before and after a run. Screenshots go to tests/artifacts/: look at them."""
 
 import os
-import shutil
 
 import pytest
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, CHROMIUM
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Chromium here (make test installs Debian's "
                                  "chromium with apt-get, which needs root)"), pytest.mark.browser, pytest.mark.slow]
 # tab -> (its main button, what shows the run is done)
@@ -20,15 +18,8 @@ MAIN = {"Image": ("#image-run", "#image-progress"), "Audio": ("#audio-run", "#au
 
 
 @pytest.fixture(scope="module")
-def browser(bundled):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield browser
-        browser.close()
+def browser(bundled, chromium):
+    return chromium
 
 
 def open_app(browser, url: str, width: int):
