@@ -8,6 +8,7 @@ callables it needs (`make_backend`). torch, diffusers and transformers are impor
 
 import functools
 import hmac
+import os
 import threading
 import time
 
@@ -207,6 +208,41 @@ def warm_up(pipelines: dict, quiet_s: float = 1.0) -> None:
         import torch  # noqa: F401
 
 
+def examples_cache(settings: Settings) -> str:
+    """Where Gradio keeps the examples' cached results (GRADIO_EXAMPLES_CACHE): in the app's cache folder, under a
+    name made from everything that makes them (the code, the bundled models' files, the preset and its overrides,
+    the Gradio version), so that a changed app starts a new cache instead of showing what an older one made."""
+    import hashlib
+    from pathlib import Path
+
+    import gradio
+
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha1(repr((gradio.__version__, settings.preset, sorted(settings.overrides.items()),
+                                sorted(settings.backends.items()))).encode())
+    files = [*root.glob("*.py"), *root.glob("demo/*.py"), *root.glob("pipelines/*.py"), *root.glob("models/**/*")]
+    for path in sorted(p for p in files if p.is_file()):
+        digest.update(f"{path.relative_to(root)}:{path.stat().st_size}".encode())
+        if path.suffix in (".py", ".json", ".txt"):  # a retrained model's training_info.json changes with it
+            digest.update(path.read_bytes())
+    return str(Path(settings.tuning.cache_dir) / "examples" / f"{settings.preset}-{digest.hexdigest()[:12]}")
+
+
+def prefill_examples(example_sets: list, quiet_s: float = 1.0) -> None:
+    """Make every example's cached result ahead of its first click, each once no request has run for `quiet_s` (the
+    model's lock keeps a visitor's request from overlapping one): every tab's first example first, then the rest.
+    A result already cached is read back, not made again. A failure is printed and that example is left to its
+    first click (which shows the error)."""
+    order = sorted(((i, examples) for examples in example_sets for i in range(len(examples.examples))),
+                   key=lambda pair: pair[0])
+    for i, examples in order:
+        ACTIVITY.wait_idle(quiet_s)
+        try:
+            examples.load_from_cache(i)
+        except Exception as exc:  # noqa: BLE001  (printed; the app keeps serving)
+            print(f"prefill: example {i} of {examples.dataset.label!r} failed ({type(exc).__name__}: {exc})")
+
+
 def main(argv: list[str] | None = None) -> None:
     settings = parse_settings(argv)
     if settings.mcp:
@@ -216,11 +252,14 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("--mcp needs Gradio's MCP support: pip install 'gradio[mcp]==6.31.0'") from None
     from demo.blocks import launch_kwargs
 
+    os.environ.setdefault("GRADIO_EXAMPLES_CACHE", examples_cache(settings))  # before the demo's Examples exist
     demo, pipelines = build_app(settings)
     auth = Login(*settings.auth.split(":", 1)) if settings.auth else None
     demo.launch(server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth,
                 mcp_server=settings.mcp, prevent_thread_lock=True, **launch_kwargs(demo))
     warm_up(pipelines)
+    if settings.prefill_examples:
+        threading.Thread(target=prefill_examples, args=(demo.example_sets,), daemon=True, name="prefill").start()
     demo.block_thread()
 
 

@@ -7,7 +7,7 @@ import gradio as gr
 
 from demo import differences_tab, diffusion_tab, text_diffusion_tab, text_tab, translate_tab, understand_tab
 from demo.serving import ClientAddress, InputCount
-from demo.widgets import CSS, Pacer
+from demo.widgets import CSS, EXAMPLE_SETS, Pacer
 
 HEADER = """# Diffusion vs LLM, live
 Two kinds of generative model, one interface. **Diffusion models** (Image, Audio, Video) start from noise and refine
@@ -30,6 +30,8 @@ def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = N
     tokens = Pacer(token_updates_per_s)
     steps = Pacer(diffusion_updates_per_s, always=lambda step: step.preview is not None)
     # Gradio's cache of outputs: files older than an hour go, checked every ten minutes.
+    example_sets = []
+    collecting = EXAMPLE_SETS.set(example_sets)
     with gr.Blocks(title="Diffusion vs LLM, live", delete_cache=(600, 3600), analytics_enabled=analytics) as demo:
         gr.Markdown(HEADER + f"\n\nPreset: **{preset}**")
         with gr.Row():  # the button under the header: beside it, a phone's screen squeezed the header to a column
@@ -45,6 +47,8 @@ def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = N
             for tab in (t for t in TITLES if t in backend):
                 with gr.Tab(TITLES[tab], id=tab):
                     builders[tab](**backend[tab], **({"pacer": pacers[tab]} if tab in pacers else {}))
+    EXAMPLE_SETS.reset(collecting)
+    demo.example_sets = example_sets  # every tab's cached examples, for app.prefill_examples
     return demo.queue(default_concurrency_limit=1, max_size=max_queue)
 
 

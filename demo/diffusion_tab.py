@@ -13,6 +13,7 @@ from demo.widgets import (
     RANDOM_SEED_JS,
     Shown,
     StepProgress,
+    cached_examples,
     check_flag,
     endpoint,
     evenly,
@@ -182,4 +183,5 @@ def build(task: str, stream, info: dict, finish, check=None, read_recipe=None, u
     stop.click(None, cancels=[event])
     if read_recipe:
         load_settings(task, read_recipe, fields, randomize)
-    gr.Examples(layout["examples"], [fields["prompt"], fields["negative_prompt"]])
+    cached_examples(layout["examples"], [*(fields[n] for n in names), previews], generate, list(outputs.values()),
+                    labels=[prompt + (f"  (not: {negative})" if negative else "") for prompt, negative in layout["examples"]])

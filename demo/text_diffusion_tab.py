@@ -13,6 +13,7 @@ from demo.widgets import (
     RunStats,
     Shown,
     StepProgress,
+    cached_examples,
     endpoint,
     is_step,
     missing_box,
@@ -137,7 +138,7 @@ def build(stream, info: dict, infill=None, records=None, check=None, check_infil
             with gr.Accordion("Fill the gaps (infilling): the answer with `_` for each missing word", open=False):
                 template = gr.Textbox(label="Template", value=TEMPLATES[0][1], elem_id="textdiff-template")
                 fill = gr.Button("Fill the gaps", elem_id="textdiff-fill", interactive=not info.get("missing"))
-                gr.Examples(TEMPLATES, [prompt, template])
+                infill_examples = gr.Column()  # filled below, once the outputs exist
             if info.get("vocabulary"):
                 gr.Markdown(vocabulary_note(info))
         with gr.Column():
@@ -212,7 +213,15 @@ def build(stream, info: dict, infill=None, records=None, check=None, check_infil
         validator=validator(check_infill, infill_fn), preprocess=False)
     stop.click(None, cancels=[event, fill_event])
     replay.change(replay_fn, [replay, shown], [canvas, progress_bar], api_visibility="private", queue=False)
-    gr.Examples(EXAMPLES, [prompt])
+    # Cached examples (a click shows the result at once): the replay slider and its steps are a session's own and
+    # are left as they are.
+    shown_outputs = [text, canvas, progress_bar, stats, steps_json, per_step, order]
+    keep = [outputs.index(o) for o in shown_outputs]
+    cached_examples(EXAMPLES, [prompt, gen_length, steps, seed, block_length, threshold, editing], text_diffusion_fn,
+                    shown_outputs, keep=keep, labels=[row[0] for row in EXAMPLES])
+    with infill_examples:
+        cached_examples(TEMPLATES, [prompt, template, steps, seed], infill_fn, shown_outputs, keep=keep,
+                        labels=[t for _, t in TEMPLATES], label="Templates")
 
     # -- Take a run home: the last run as one self-contained HTML file with a step slider (demo/export.py) ----------
     @endpoint("export_text_diffusion")

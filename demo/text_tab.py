@@ -7,6 +7,7 @@ from demo.widgets import (
     RANDOM_SEED_JS,
     Shown,
     StepProgress,
+    cached_examples,
     candidates_label,
     endpoint,
     is_step,
@@ -172,6 +173,9 @@ def build(stream, info: dict, check=None, pacer=None, concurrency: int = 1) -> N
                  api_description="One prompt to the LLM, no chat history: the reply streams one token per step.",
                  validator=validator(check, text_fn), preprocess=False, concurrency_limit=concurrency,
                  concurrency_id="llm")
-    examples = gr.Examples(EXAMPLES, [prompt, system_prompt])
-    examples.dataset.headers = ["Message", "System prompt"]  # not the message box's long label with its key hints
+    # An example is a fresh chat: [message, no history, system prompt]; cached, its reply shows at once (the
+    # inspector and its token records are a session's own and stay as they are).
+    cached_examples([[message, [], system] for message, system in EXAMPLES], [prompt, history, *settings], chat_fn,
+                    [chat, progress_bar, candidates, coloured, history], keep=(0, 2, 3, 4, 7),
+                    labels=[message + (f"  (system: {system})" if system else "") for message, system in EXAMPLES])
 

@@ -2,7 +2,7 @@
 
 import gradio as gr
 
-from demo.widgets import StepProgress, endpoint, is_step, model_line, progress, validator
+from demo.widgets import StepProgress, cached_examples, endpoint, is_step, model_line, progress, validator
 
 EXAMPLES = [
     ["The weather is nice today.", "English", "French"],
@@ -46,5 +46,6 @@ def build(translate, info: dict, languages: list[str], check=None, pacer=None, c
                       validator=validator(check, translate_fn), preprocess=False, concurrency_limit=concurrency,
                       concurrency_id="llm")
     stop.click(None, cancels=[event])
-    gr.Examples(EXAMPLES, [text, source, target])
+    cached_examples(EXAMPLES, [text, source, target], translate_fn, [output, progress_bar],
+                    labels=[f"{text}  ({source} → {target})" for text, source, target in EXAMPLES])
 

@@ -5,7 +5,7 @@ import re
 
 import gradio as gr
 
-from demo.widgets import Shown, StepProgress, endpoint, is_step, model_line, progress, validator
+from demo.widgets import Shown, StepProgress, cached_examples, endpoint, is_step, model_line, progress, validator
 
 TASKS = ["sentiment", "entities", "keywords", "summary"]
 EXAMPLES = [
@@ -75,5 +75,6 @@ def build(understand, info: dict, check=None) -> None:
                       "or a one-sentence summary, as JSON.", validator=validator(check, understand_fn),
                       preprocess=False, show_progress="minimal")  # no overlay over its own bar
     stop.click(None, cancels=[event])
-    gr.Examples(EXAMPLES, [text, task])
+    cached_examples(EXAMPLES, [text, task], understand_fn, [result, label, spans, progress_bar],
+                    labels=[f"{task}: {text}" for text, task in EXAMPLES])
 

@@ -1,8 +1,10 @@
 """Pieces every tab uses: the step progress (data in, bar drawn by the browser), input validation, pacing, the model
 card line. Never imports torch or pipelines/: what a tab needs from the models, app.py hands it."""
 
+import contextvars
 import html
 import inspect
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,7 +37,15 @@ def is_step(item) -> bool:
     return all(hasattr(item, name) for name in ("index", "total", "elapsed", "info"))
 
 
-class StepProgress(gr.HTML):
+class DataHTML(gr.HTML):
+    """A gr.HTML whose value is data (a dict) that its template draws. Flagged and cached (the examples' cache) as
+    JSON, as gr.HTML writes it, and read back as the dict (gr.HTML would hand the template the JSON text)."""
+
+    def read_from_flag(self, payload: Any):
+        return json.loads(payload) if isinstance(payload, str) and payload.strip() else payload or None
+
+
+class StepProgress(DataHTML):
     """A run's progress as data, {"step", "total", "seconds", "done", "unit"?, "label"?, "passes"?}, drawn as a bar by
     the browser (a gr.HTML template): the API returns the numbers, never markup."""
 
@@ -57,7 +67,7 @@ _STATS = """${value && value.steps ? `<div class='run-stats'>
   ${value.revisions ? ` · <b>${value.revisions}</b> revised` : ''}</div>` : ''}"""
 
 
-class RunStats(gr.HTML):
+class RunStats(DataHTML):
     """A text-diffusion run's numbers as data ({"steps", "forward_passes", "tokens_per_pass", "tokens_per_second",
     "block"?, "settled_at"?, "revisions"?}), drawn by the browser."""
 
@@ -167,6 +177,44 @@ def validator(check: Callable | None, fn: Callable) -> Callable | None:
 
     validate.__signature__ = signature  # Gradio names each validation result after these parameters
     return validate
+
+
+# The Examples of the demo being built, for app.prefill_examples (build_demo sets a fresh list around each build).
+EXAMPLE_SETS: contextvars.ContextVar[list | None] = contextvars.ContextVar("example_sets", default=None)
+
+
+def cached_examples(rows: list[list], inputs: list, fn: Callable, outputs: list, labels: list[str] | None = None,
+                    keep: Iterable[int] | None = None, **kwargs) -> gr.Examples:
+    """Examples whose results Gradio caches: a click fills the inputs and shows that example's result at once. A
+    result is made at the example's first click (by any visitor), or ahead of time by app.prefill_examples, and kept
+    in Gradio's examples cache (GRADIO_EXAMPLES_CACHE, which app.py points into the app's cache folder).
+
+    Each row gives the first inputs; the others take their components' current values (the defaults), so a cached
+    result is exactly what those inputs make, and the click sets every one of them. `fn` is the tab's event function
+    (a stream): it runs to its last update. `keep`: the positions of `fn`'s outputs that `outputs` lists (default:
+    all); a run's gr.State and other per-session outputs are left out. `labels`: shown instead of the rows' values."""
+    rows = [list(row) + [c.value for c in inputs[len(row):]] for row in rows]
+    keep = list(keep) if keep is not None else None
+
+    def final(*args):
+        # Gradio hands an example's JSON value over as its data model (JsonData), not as the JSON an event gets
+        args = [arg.model_dump() if hasattr(arg, "model_dump") else arg for arg in args]
+        last = None
+        for last in fn(*args):  # noqa: B007  (the stream's last update is the result)
+            pass
+        last = last if isinstance(last, tuple) else (last,)
+        last = tuple(last[i] for i in keep) if keep is not None else last
+        # An empty output is cached as an update that empties it: Gradio's cache writes None as "" and cannot read
+        # that back for most components.
+        return tuple(gr.update(value=None) if value is None else value for value in last)
+
+    final.__signature__ = inspect.signature(fn)
+    # preprocess=False: `fn` gets the values as the tab's own events do (they run with preprocess=False)
+    examples = gr.Examples(rows, inputs, outputs, fn=final, cache_examples=True, cache_mode="lazy", preprocess=False,
+                           example_labels=labels, **kwargs)
+    if (found := EXAMPLE_SETS.get()) is not None:
+        found.append(examples)
+    return examples
 
 
 class Shown:

@@ -3,6 +3,7 @@
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Examples' cached results (demo/widgets.cached_examples) in a folder of this run, not in the working tree; the apps
+# the tests start do not make them ahead of time (tests/test_first_visit.py does, for one tab).
+os.environ.setdefault("GRADIO_EXAMPLES_CACHE", tempfile.mkdtemp(prefix="examples-cache-"))
+os.environ.setdefault("PREFILL_EXAMPLES", "0")
 ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots and other things to look at (git-ignored)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, driven by Playwright: no downloaded browser
 

@@ -3,6 +3,7 @@ click without typing anything, the guided path's six steps each show their resul
 1400 px and at phone width (390 px), before and after a run. Screenshots go to tests/artifacts/: look at them."""
 
 import os
+import time
 
 import pytest
 from conftest import ARTIFACTS, CHROMIUM
@@ -82,4 +83,27 @@ def test_the_guided_path_shows_each_step(browser, bundled):
         assert not errors(page), (number, errors(page))
         result.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "guided-path.png"), full_page=True)
+    page.close()
+
+
+def test_an_example_shows_its_result_at_once(browser, bundled):
+    """Clicking an example fills the inputs and shows that example's result without a run: Gradio's example cache,
+    made ahead by app.prefill_examples as the app does once idle after it starts."""
+    from app import prefill_examples
+
+    demo = bundled[0]
+    (image_examples,) = [e for e in demo.example_sets if e.inputs[0].elem_id == "image-prompt"]
+    prefill_examples([image_examples], quiet_s=0.1)
+    page = open_app(browser, demo.local_url, 1400)
+    open_tab(page, "Image")
+    prompt = "a small yellow triangle at the top on a black background"
+    started = time.monotonic()
+    page.locator(".gallery-item, button").filter(has_text=prompt).first.click()
+    page.wait_for_selector("#image-progress .step-progress:has-text('done')", timeout=10_000)
+    page.wait_for_function("document.querySelector('#image-output img')?.naturalWidth > 0", timeout=10_000)
+    seconds = time.monotonic() - started
+    assert page.locator("#image-prompt textarea").input_value() == prompt
+    assert not errors(page), errors(page)
+    assert seconds < 3.0, f"the cached example took {seconds:.1f} s to show"  # a run is 25 steps: about 1-3 s more
+    page.screenshot(path=str(ARTIFACTS / "example-cached-image-1400.png"), full_page=True)
     page.close()
