@@ -2,7 +2,7 @@
 
 1. our image, audio and video pipelines (step stream, previews off / on) vs the raw diffusers call, same
    bundled model and settings; the raw seconds are the bundled models' inference times (25 steps, 64x64
-   image; 25 steps, 2-second clip with the Griffin-Lim vocoder; 8 frames at 64x64, the registry's steps);
+   image; 25 steps, 2-second clip with the bundled vocoder; 8 frames at 64x64, the registry's steps);
 2. the bundled SmolLM2 on transformers and on llama.cpp: load, first token, tokens/s of our stream vs
    the engine's own call; on llama.cpp, a chat's fourth turn to its first token with the conversation's cells kept
    (prefix caching) and read whole;
@@ -116,7 +116,7 @@ def bench_audio(repeats: int) -> dict:
     def stream(preview):
         return lambda: final(ours.stream(**kw, duration_s=2.0, seed=0, preview=preview))
 
-    return {"model": spec.model_id, "settings": "25 steps, 2 s clip, CFG 3, Griffin-Lim 32 iterations",
+    return {"model": spec.model_id, "settings": "25 steps, 2 s clip, CFG 3, the bundled vocoder",
             **raw_vs_ours(raw, stream, repeats)}
 
 

@@ -94,6 +94,10 @@ def _outputs(task: str) -> dict:
                                  format="png", elem_id="video-frames")}
 
 
+VOCODER_NOTE = ("A **vocoder** turns the spectrogram the model made (each band's loudness over time, no phase) into "
+                "sound: the clip above through the one trained for this model, this one through Griffin-Lim, which "
+                "guesses the phase. Listen for the notes: the learned one keeps each pitch clean.")
+
 # Where each tab shows a step's preview while it runs, and which gallery (if any) keeps a few of them at the end.
 LIVE = {"image": ("image", "gallery", 8), "audio": ("spectrogram", "gallery", 6), "video": ("step_preview", None, 0)}
 
@@ -134,6 +138,8 @@ def build(task: str, stream, info: dict, finish, check=None, read_recipe=None, u
                 gr.Markdown(vocabulary_note(info))
         with gr.Column():
             outputs = _outputs(task)
+            if task == "audio":
+                gr.Markdown(VOCODER_NOTE)
     live, gallery, keep = LIVE[task]
 
     def generate(*values):

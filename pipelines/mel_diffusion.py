@@ -117,7 +117,9 @@ class IstftVocoder(ModelMixin, ConfigMixin):
         torch.nn.init.zeros_(self.head.bias)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
-    def forward(self, mel: torch.Tensor, num_samples: int | None = None, generator: torch.Generator | None = None):
+    def spectrum(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-magnitude, phase turn since the last frame minus the bin's own, in radians), each (batch, bins,
+        frames): what the inverse STFT is made from, and what training/train_vocoder.py supervises directly."""
         c = self.config
         x = self.norm(self.embed(mel.to(self.embed.weight.dtype).transpose(1, 2)).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
@@ -125,9 +127,13 @@ class IstftVocoder(ModelMixin, ConfigMixin):
         log_mag, turn = self.head(self.final_norm(x.transpose(1, 2))).float().transpose(1, 2).chunk(2, dim=1)
         db = (mel.float().clamp(-1, 1) + 1) / 2 * (c.db_max - c.db_min) + c.db_min  # (batch, frames, n_mels)
         power = ((10 ** (db / 10)) @ self.inverse.T.float()).clamp(min=0)  # (batch, frames, bins), as Griffin-Lim's
-        log_mag = log_mag + 0.5 * torch.log(power + 1e-10).transpose(1, 2)
+        return log_mag + 0.5 * torch.log(power + 1e-10).transpose(1, 2), math.pi * torch.tanh(turn)
+
+    def forward(self, mel: torch.Tensor, num_samples: int | None = None, generator: torch.Generator | None = None):
+        c = self.config
+        log_mag, turn = self.spectrum(mel)
         bins = torch.arange(log_mag.shape[1], device=mel.device, dtype=torch.float32)[:, None]
-        phase = torch.cumsum(bins * (2 * math.pi * c.hop_length / c.n_fft) + math.pi * torch.tanh(turn), dim=2)
+        phase = torch.cumsum(bins * (2 * math.pi * c.hop_length / c.n_fft) + turn, dim=2)
         magnitude = torch.exp(log_mag).clamp(max=100.0)
         spec = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
         audio = torch.istft(spec, c.n_fft, c.hop_length, c.n_fft, self.window.float(), center=True)  # (frames - 1) hops

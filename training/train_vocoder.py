@@ -4,31 +4,35 @@ transformers' `SpeechT5HifiGan` (the class AudioLDM 2 hands its mel to) with `--
 
     python training/train_vocoder.py        # renders its clips (20 s), then trains 55 minutes at most; seeded
     python training/train_vocoder.py --save-data .vocdata/clips.npz --steps 0      # render the clips only
-    python training/train_vocoder.py --data .vocdata/clips.npz --arch hifigan --device cuda --batch-size 32 \
-        --lr 1e-3 --steps 60000 --max-minutes 4                                     # the HiFi-GAN's GPU run
+    python training/train_vocoder.py --num-clips 780 --data .vocdata/clips.npz --device cuda --batch-size 32 \
+        --steps 200000 --max-minutes 6.5                                            # the bundled vocoder's run (H200)
+
+The bundled one: 11,415 steps of 32 segments in 6.5 minutes on an H200 (training_info.json; the first 780 of the
+clips above, as --num-clips 780 renders them). On 2 CPU cores a step of 8 takes about 1.4 s, so the default 55
+minutes fit about 2,400 steps: a twentieth of the segments (not measured against Griffin-Lim). README: "The
+vocoder" has the measures (training/eval_vocoder.py).
 
 Why not SpeechT5HifiGan, the class the issue named: a small one (0.9 M parameters, upsampling 8 x 8 x 4) trained
-3.5 minutes on an H200 (6,763 steps of 32 segments; these losses, with a lower magnitude floor) kept no pure tone's
-pitch (110-2637 Hz: 3 of 9 within a semitone; a frame-rate buzz at multiples of 62.5 Hz) and recognised 42 % of
-held-out words against Griffin-Lim's 88 %; its losses had flattened. Without a discriminator, a HiFi-GAN learns a
-sinusoid's phase slowly, and this task's budget had no more GPU. The frame-rate vocoder costs about 1/13 of its
-compute per step; it predicts each STFT bin's log-magnitude as a correction to Griffin-Lim's own estimate (the
-least-squares inverse of the mel filters) and its phase turn per frame (its instantaneous frequency, summed over
-time: a steady tone is one coherent sinusoid). Its output layer starts at zero, so step 0 is already that estimate
-with coherent phases (9 of 9 pure tones within a semitone) and training adds what Griffin-Lim cannot. (A first
-try that had to learn the loudness itself was still 37 dB too quiet after 200 CPU steps.) The pipeline runs
-either class (tests/test_vocoder.py).
+3.5 minutes on an H200 (6,763 steps of 32 segments; waveform losses, with a lower magnitude floor) kept no pure
+tone's pitch (110-2637 Hz: 3 of 9 within a semitone; a frame-rate buzz at multiples of 62.5 Hz) and recognised 42 %
+of held-out words against Griffin-Lim's 88 %. Without a discriminator, a HiFi-GAN learns a sinusoid's phase slowly.
+The frame-rate vocoder costs about 1/13 of its compute per step; it predicts each STFT bin's log-magnitude as a
+correction to Griffin-Lim's own estimate (the least-squares inverse of the mel filters) and its phase turn per frame
+(its instantaneous frequency, summed over time: a steady tone is one coherent sinusoid). Its output layer starts at
+zero, so step 0 is already that estimate with coherent phases, and training adds what Griffin-Lim cannot.
 
 1. Clips: 2-second sounds from training/sounds.py as the audio model learns them, plus spoken words and phrases
    from espeak-ng in more voices, rates and pitches than the audio model heard (VOICES); the voices in
    HELD_OUT_VOICES and the rates outside RATES are never used here, so that training/eval_vocoder.py can
    measure the vocoder on speech it has not heard.
-2. Each step takes random 8192-sample segments (a random gain, sometimes two clips mixed), computes their mel
-   exactly as the pipeline does (`LogMel`: the Griffin-Lim vocoder's `encode`, whose config it reads from the model
-   folder), and trains the generator to give back the waveform: multi-resolution STFT loss (spectral
-   convergence + log magnitude, at 256..2048-point FFTs) + mel L1. No discriminator: within this task's budget
-   (237 steps on 2 busy CPU cores, 5.6 s a step) these losses were not trained to convergence yet, and the
-   vocoder it made was on a par with Griffin-Lim, not better (training/eval_vocoder.py), so it is not bundled.
+2. Each step takes random 8192-sample segments (a random gain, sometimes two clips mixed; --tones of them replaced by
+   sinusoids at random pitches), computes their mel exactly as the pipeline does (`LogMel`: the Griffin-Lim vocoder's
+   `encode`, whose config it reads from the model folder), and trains the vocoder to give back the waveform:
+   multi-resolution STFT loss (spectral convergence + log magnitude, at 256..2048-point FFTs) + mel L1, and, for the
+   IstftVocoder, its spectrum supervised directly as APNet does (Ai & Ling 2023): each bin's log-magnitude against
+   the target STFT's, and its phase turn against the target's instantaneous frequency, weighted by loudness
+   (`spectrum_losses`). Without that, the waveform losses alone left a pure tone's pitch worse after training than
+   before (5 of 9 within a semitone, against 9 of 9 with it). No discriminator.
 3. Saves with `save_pretrained` (safetensors) and `training_info.json` (seed, steps, minutes, device, losses).
 """
 
@@ -80,6 +84,12 @@ def parse_args():
                    help="istft: IstftVocoder (pipelines/mel_diffusion.py; Vocos-like, at the frame rate); hifigan: "
                         "transformers' SpeechT5HifiGan (AudioLDM 2's class; see the docstring for why it is not the default)")
     p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--phase-weight", type=float, default=1.0,
+                   help="istft: weight of the direct instantaneous-frequency loss (0: the waveform losses alone, as before)")
+    p.add_argument("--rough", type=float, default=0.0,
+                   help="share of mels given patch-shaped errors like the audio model's (the target stays clean)")
+    p.add_argument("--tones", type=float, default=0.15,
+                   help="share of segments replaced by 1-3 steady or gliding sinusoids at random pitches (60-4000 Hz)")
     p.add_argument("--init", help="a saved SpeechT5HifiGan folder to go on training from (default: a new one)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, default=2)
@@ -182,6 +192,34 @@ def batch(clips: torch.Tensor, size: int, segment: int, gen: torch.Generator) ->
     return (y * gain).clamp(-0.99, 0.99)
 
 
+def with_tones(y: torch.Tensor, share: float, sample_rate: int, gen: torch.Generator) -> torch.Tensor:
+    """Replace about `share` of the segments with 1-3 sinusoids at pitches drawn log-uniformly from 60-4000 Hz (each
+    steady or gliding up to half an octave), at the segment's own loudness: pitch anywhere, not just on the sounds'
+    notes, so that the vocoder learns a tone's frequency from the mel rather than the training set's notes."""
+    size, n = y.shape
+    chosen = torch.rand(size, generator=gen) < share
+    if not chosen.any():
+        return y
+    k = int(chosen.sum())
+    t = torch.arange(n, dtype=torch.float64) / sample_rate
+    tones = torch.zeros(k, n, dtype=torch.float64)
+    for voice in range(3):
+        present = (torch.rand(k, 1, generator=gen) < (1.0 if voice == 0 else 0.4)).double()
+        f0 = 60 * (4000 / 60) ** torch.rand(k, 1, generator=gen, dtype=torch.float64)
+        glide = torch.where(torch.rand(k, 1, generator=gen) < 0.3,
+                            torch.empty(k, 1, dtype=torch.float64).uniform_(-0.5, 0.5, generator=gen),
+                            torch.zeros(k, 1, dtype=torch.float64))  # octaves over the segment
+        rate = glide * math.log(2) / t[-1]  # f(t) = f0 * exp(rate * t)
+        phase = 2 * math.pi * f0 * torch.where(rate.abs() > 0, torch.expm1(rate * t) / rate.where(rate != 0, 1.0), t)
+        phase = phase + 2 * math.pi * torch.rand(k, 1, generator=gen, dtype=torch.float64)
+        tones += present * torch.rand(k, 1, generator=gen, dtype=torch.float64).clamp(min=0.2) * torch.sin(phase)
+    tones = tones / tones.abs().amax(1, keepdim=True).clamp(min=1e-6)
+    level = y[chosen].abs().amax(1, keepdim=True).clamp(min=0.05)
+    y = y.clone()
+    y[chosen] = (tones.float().to(y.device) * level).clamp(-0.99, 0.99)
+    return y
+
+
 def make_vocoder(arch: str, mel: dict, init: str | None = None):
     if arch == "hifigan":
         return SpeechT5HifiGan.from_pretrained(init) if init else SpeechT5HifiGan(vocoder_config(mel))
@@ -194,13 +232,60 @@ def make_vocoder(arch: str, mel: dict, init: str | None = None):
                                                 "db_min", "db_max")})
 
 
-def losses(model, to_mel: LogMel, y: torch.Tensor, arch: str = "istft") -> dict:
+def wrap(x: torch.Tensor) -> torch.Tensor:
+    """An angle's distance from 0 the short way round, in (-pi, pi] (APNet's anti-wrapping function, signed)."""
+    return x - 2 * math.pi * torch.round(x / (2 * math.pi))
+
+
+def spectrum_losses(model, mel: torch.Tensor, y: torch.Tensor, floor: float = 1e-3) -> dict:
+    """The frame-rate vocoder's spectrum supervised directly, as APNet does (Ai & Ling 2023) instead of only through
+    the waveform: each bin's log-magnitude against the target STFT's (L1, both floored at -60 dB of full scale), and
+    its phase turn per frame against the target's instantaneous frequency, the short way round the circle, weighted
+    by the bin's loudness (a silent bin's phase is noise). A waveform loss alone teaches phase slowly: the previous
+    runs kept a pure tone's pitch worse after training than before (5/9 against 9/9 within a semitone)."""
+    c = model.config
+    log_mag, turn = model.spectrum(mel)  # (batch, bins, frames)
+    target = torch.stft(y, c.n_fft, c.hop_length, c.n_fft, torch.hann_window(c.n_fft, device=y.device), center=True,
+                        pad_mode="reflect", return_complex=True)
+    magnitude = target.abs()
+    amp = F.l1_loss(log_mag.clamp(min=math.log(floor)), torch.log(magnitude.clamp(min=floor)))
+    bins = torch.arange(target.shape[1], device=y.device, dtype=torch.float32)[:, None]
+    true_turn = wrap(torch.angle(target[..., 1:]) - torch.angle(target[..., :-1]) - bins * (2 * math.pi * c.hop_length / c.n_fft))
+    weight = torch.sqrt(magnitude[..., 1:] * magnitude[..., :-1])
+    weight = weight / weight.sum(dim=(1, 2), keepdim=True).clamp(min=1e-8)
+    phase = (weight * wrap(turn[..., 1:] - true_turn).abs()).sum(dim=(1, 2)).mean()
+    return {"amp": amp, "phase": phase}
+
+
+def roughen(mel: torch.Tensor, share: float, gen: torch.Generator, patch: int = 4, most: float = 0.06) -> torch.Tensor:
+    """About `share` of the mels with the kind of error the audio model makes: it denoises the mel in `patch` x `patch`
+    patches, so its mistakes come in blocks. Noise constant over each patch (up to `most` of the [-1, 1] range, 3 dB
+    at 0.06) plus finer noise half that, on a random grid offset; the target stays the clean waveform, so the vocoder
+    learns to render a generated mel as the sound it stands for rather than its blemishes."""
+    b, frames, n_mels = mel.shape
+    chosen = (torch.rand(b, 1, 1, generator=gen) < share).float()
+    sigma = torch.rand(b, 1, 1, generator=gen) * most * chosen
+    blocks = torch.randn(b, frames // patch + 2, n_mels // patch + 2, generator=gen)
+    blocks = blocks.repeat_interleave(patch, 1).repeat_interleave(patch, 2)
+    dt, dm = (int(torch.randint(0, patch, (1,), generator=gen)) for _ in range(2))
+    noise = blocks[:, dt:dt + frames, dm:dm + n_mels] + 0.5 * torch.randn(b, frames, n_mels, generator=gen)
+    return (mel + (sigma * noise).to(mel.device)).clamp(-1, 1)
+
+
+def losses(model, to_mel: LogMel, y: torch.Tensor, arch: str = "istft", phase_weight: float = 1.0,
+           rough: float = 0.0, gen: torch.Generator | None = None) -> dict:
     """HiFi-GAN makes one hop of samples per frame; the inverse STFT, (frames - 1) hops from centred frames."""
     mel = to_mel(y)  # (batch, frames + 1, n_mels)
+    if rough > 0:
+        mel = roughen(mel, rough, gen)
     y_hat = model(mel[:, :SEGMENT_FRAMES] if arch == "hifigan" else mel)[..., :y.shape[-1]]
     stft = stft_loss(y_hat, y)
     mel_l1 = F.l1_loss(torch.log(to_mel.power(y_hat).clamp(min=1e-5)), torch.log(to_mel.power(y).clamp(min=1e-5)))
-    return {"loss": stft + 0.5 * mel_l1, "stft": stft, "mel_l1": mel_l1}
+    parts = {"loss": stft + 0.5 * mel_l1, "stft": stft, "mel_l1": mel_l1}
+    if arch == "istft" and phase_weight > 0:
+        parts |= spectrum_losses(model, mel, y)
+        parts["loss"] = parts["loss"] + parts["amp"] + phase_weight * parts["phase"]
+    return parts
 
 
 def weight_norm(model: torch.nn.Module, on: bool) -> None:
@@ -285,7 +370,8 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * step / steps))  # warm-up, cosine
         for g in opt.param_groups:
             g["lr"] = lr
-        parts = losses(model, to_mel, batch(clips, args.batch_size, segment, gen), args.arch)
+        y = with_tones(batch(clips, args.batch_size, segment, gen), args.tones, mel_cfg["sampling_rate"], gen)
+        parts = losses(model, to_mel, y, args.arch, args.phase_weight, args.rough, gen)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -303,7 +389,8 @@ def main():
     save(model, args.arch, args.out)
     last = history[-min(100, len(history)):]
     info = {"arch": args.arch, "class": type(model).__name__, "seed": args.seed, "steps": steps,
-            "batch_size": args.batch_size, "segment_samples": segment,
+            "batch_size": args.batch_size, "phase_weight": args.phase_weight, "tones": args.tones,
+            "rough": args.rough, "segment_samples": segment,
             "num_clips": int(clips.shape[0]), "lr": args.lr, "device": str(device),
             "minutes": round((time.time() - t0) / 60, 2), "seconds_per_step": per_step and round(per_step, 4),
             "losses": {k: round(float(np.mean([h[k] for h in last])), 4) for k in last[0]},
