@@ -95,8 +95,10 @@ class ImagePipeline(DiffusionModel):
         # A batch's previews take at most this share of its time (see `denoise`); a request alone previews every step,
         # on a thread beside it.
         share = self.tuning.batch_preview_share if len(batch) > 1 else None
-        if self.threads:  # a thread per request in the batch, up to the cores, less one for a lone request's previews
-            cores = os.cpu_count() or 1
+        if self.threads:  # a thread per request in the batch, up to the cores other processes left free (as measured
+            # while the batch gathered: a team with a thread on a busy core waits for it at every barrier), less one
+            # for a lone request's previews
+            cores = (self.batcher.cores_free if self.batcher else None) or os.cpu_count() or 1
             spare = share is None and any(wanted) and cores > 1
             torch.set_num_threads(max(1, min(cores - spare, self.threads * len(batch))))
         timer = Timer()

@@ -1,6 +1,7 @@
 """The Hub code paths (StableDiffusion, AudioLDM, AnimateDiff, a Llama-class LLM) on tiny models built from configs."""
 
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -441,3 +442,27 @@ def test_step_previews_go_through_the_preview_decoder_and_the_final_image_throug
     missing = ImagePipeline(dataclasses.replace(spec, preview_decoder=str(tmp_path / "absent")), device="cpu")
     served = final(missing.stream("a red circle", "", 2, 2.0, 0, 32, 32, preview=True))
     assert all(s.preview is not None for s in served.steps) and missing.preview_decoder() is None
+
+
+def test_the_cpu_meter_counts_other_processes_not_this_one():
+    """CpuMeter (how a batch sizes its thread team): a process spinning beside this one counts as about one busy core,
+    this process's own spinning does not (it is subtracted), so with both spinning on 2 cores it reads about 1."""
+    import subprocess
+    import sys
+
+    from pipelines.diffusion import CpuMeter
+
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("no /proc/stat here")
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        meter = CpuMeter()
+        meter.start()
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:  # this process busy too
+            pass
+        busy = meter.busy_elsewhere()
+    finally:
+        hog.kill()
+    assert busy is not None and 0.5 <= busy <= 1.5, busy
