@@ -59,8 +59,9 @@ test-quick: install-test  # the tests a contributor runs while working: no brows
 lint: install-test
 	$(PY) -m ruff check .
 
-bench: install
+bench: install  # the pipelines, the LLM and the app as users meet it; then the wrapper's price over HTTP
 	$(PY) bench/bench.py
+	$(PY) bench/wrapper_price.py
 
 train-image: install  # the bundled image model, in one run (74 min on 2 cores)
 	$(PY) training/train_image.py

@@ -25,10 +25,11 @@ def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = N
     TITLES' order. The queue takes one request at a time per event (each model serves one at a time anyway), at
     most `max_queue` waiting (None: no limit); a tab that batches sets its own concurrency.
 
-    Screen updates are paced: all token streams together show at most `token_updates_per_s` steps a second, the
-    diffusion steps between previews `diffusion_updates_per_s` (every new preview is shown)."""
+    Screen updates are paced by what a person can see: all token streams together show at most
+    `token_updates_per_s` steps a second, all diffusion streams (image, audio, video, text diffusion)
+    `diffusion_updates_per_s`, a preview held back shown at the next update; a stream's last step always shows."""
     tokens = Pacer(token_updates_per_s)
-    steps = Pacer(diffusion_updates_per_s, always=lambda step: step.preview is not None)
+    steps = Pacer(diffusion_updates_per_s, keeps=lambda step: step.preview is not None)
     # Gradio's cache of outputs: files older than an hour go, checked every ten minutes.
     example_sets = []
     collecting = EXAMPLE_SETS.set(example_sets)

@@ -245,9 +245,11 @@ class Pacer:
     server a few ms on the cores the model runs on (bench/bench.py). Closing the paced stream (Stop, a closed tab)
     closes the one it reads, which cancels the run."""
 
-    def __init__(self, per_second: float, always: Callable | None = None):
-        """`always(step)`: steps shown whatever the budget (a diffusion step's new preview)."""
-        self.per_second, self.always = per_second, always
+    def __init__(self, per_second: float, always: Callable | None = None, keeps: Callable | None = None):
+        """`always(step)`: steps shown whatever the budget. `keeps(step)`: steps that carry something later steps may
+        lack (a diffusion step's preview: a batch previews only some steps); the last such step held back is shown in
+        place of the next step shown that lacks it (its progress a step or two behind; the next update catches up)."""
+        self.per_second, self.always, self.keeps = per_second, always, keeps
         self.running = 0
         self.lock = threading.Lock()
 
@@ -256,15 +258,18 @@ class Pacer:
         with self.lock:
             self.running += 1
         try:
-            shown, held = None, None  # time.monotonic() of the last step shown; the last step held back
+            shown, held, kept = None, None, None  # time.monotonic() of the last step shown; the last step held back
             for item in items:
                 if is_step(item):
                     now = time.monotonic()
                     if shown is not None and now - shown < self.running / self.per_second and not (
                             self.always and self.always(item)):
                         held = item
+                        kept = item if self.keeps and self.keeps(item) else kept
                         continue
-                    shown, held = now, None
+                    if kept is not None and not self.keeps(item):
+                        item = kept
+                    shown, held, kept = now, None, None
                 elif held is not None:  # the last step before the result, if the budget held it back
                     yield held
                     held = None

@@ -150,7 +150,7 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
             "limits": {"num_inference_steps": (1, 10), "guidance_scale": (0, 20), "width": (8, 64, 8), "height": (8, 64, 8)}}
     with gr.Blocks() as demo:
         diffusion_tab.build("image", image_stream, info, finish=lambda out: {"image": out.image},
-                            pacer=Pacer(20, always=lambda step: step.preview is not None))
+                            pacer=Pacer(20, keeps=lambda step: step.preview is not None))
         text_tab.build(text_stream, info, pacer=Pacer(40))
     image_steps = list(_event_fn(demo, "image")("p", "", 3, 1.0, 0, 8, 8, True))[:-1]
     assert not any(is_skip(v) for update in image_steps for v in update)
@@ -201,3 +201,23 @@ def test_token_streams_share_an_update_budget_and_keep_their_first_step_and_outp
     assert pace.running == 0 and inner.gi_frame is None  # the stream it read is closed too (a run is cancelled)
     odd = Pacer(per_second=1, always=lambda step: step.index % 2 == 1)  # one update a second, but odd steps always
     assert [s.index for s in list(odd(tokens(6, gap_s=0.01)))[:-1]] == [1, 3, 5, 6]  # and the last step
+
+
+def test_the_pacer_shows_a_held_preview_in_place_of_a_later_step_without_one():
+    """A batch previews only some steps: a paced stream whose shown step has no preview shows the last preview held
+    back instead, so the picture still forms on screen."""
+    import time
+
+    from demo.widgets import Pacer
+    from pipelines.base import Step
+
+    def steps():
+        for i in range(1, 9):
+            time.sleep(0.02)
+            yield Step(index=i, total=8, elapsed=i * 0.02, preview=f"picture {i}" if i in (2, 5) else None)
+        yield "output"
+
+    shown = list(Pacer(per_second=10, keeps=lambda s: s.preview is not None)(steps()))  # an update every 100 ms
+    previews = [s.preview for s in shown[:-1] if s.preview]
+    assert shown[0].index == 1 and shown[-1] == "output" and len(shown) < 9
+    assert "picture 2" in previews or "picture 5" in previews, [(s.index, s.preview) for s in shown[:-1]]

@@ -1,0 +1,187 @@
+"""The wrapper's price: the app over HTTP, as a browser uses it, against the raw library call in this process.
+
+Each ratio is the median of `--rounds` rounds, the two sides alternated within a round (A, B, A, B, ...), so the
+machine's drift hits both alike. The app runs in its own process (`python app.py`, bundled preset, examples not
+prefilled); the client reads the event stream and downloads every file an update names, as a browser does
+(bench.bench.browser_like).
+
+1. `/image`, 25 steps, 64x64, previews on, against `StableDiffusionPipeline.__call__` (no previews), both at the
+   app's intra-op threads per request (`TORCH_THREADS`, default 1); the raw call at 2 threads is reported beside.
+2. `/text_diffusion`, 32 tokens, 16 steps, against `LLaDA2Pipeline.__call__` with the same arguments.
+3. `/text`, 64 tokens greedy: tokens per second against llama.cpp's own streaming call (`Llama.create_completion`
+   with `stream=True`, the same GGUF as the app runs it, the same prompt tokens).
+4. 8 concurrent `/image` (each its own browser session) against the same 8 in turn: on a quiet machine, and with
+   one core busy (a process spinning beside the app).
+5. The server's peak RSS (VmHWM) once every tab has run once.
+
+    python bench/wrapper_price.py [--rounds 3] [--skip-concurrent] [--out bench/results/wrapper_price.json]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench import SERVER_REQUESTS, TUNING, browser_like, memory_mb, start_app  # noqa: E402
+from pipelines.image import ImagePipeline  # noqa: E402
+from pipelines.presets import MODELS, get_spec  # noqa: E402
+from pipelines.text import TextPipeline  # noqa: E402
+from pipelines.text_diffusion import TextDiffusionPipeline  # noqa: E402
+
+IMAGE = dict(prompt="a large red circle in the center on a blue background", negative_prompt="", num_inference_steps=25,
+             guidance_scale=4.0, seed=0, width=64, height=64)
+TEXT_DIFFUSION = dict(prompt="a small red circle on the left on a blue background", gen_length=32, num_inference_steps=16,
+                      seed=0)
+TEXT = dict(prompt="Write a long story about the sea, the wind and a lighthouse keeper.", system_prompt="",
+            max_new_tokens=64, temperature=0.0, top_p=1.0, seed=0)
+TABS_ONCE = ("/text", "/chat", "/image", "/audio", "/video", "/understand", "/translate", "/text_diffusion")
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def alternated(pairs: dict, rounds: int) -> dict:
+    """{name: (raw, http)} -> per name the seconds of each side per round and the median of http / raw."""
+    out = {}
+    for name, (raw, http) in pairs.items():
+        raw(), http()  # warm: models loaded, kernels and caches ready
+        sides = {"raw_s": [], "http_s": []}
+        for _ in range(rounds):
+            sides["raw_s"].append(timed(raw))
+            sides["http_s"].append(timed(http))
+        ratios = [h / r for h, r in zip(sides["http_s"], sides["raw_s"])]
+        out[name] = {**sides, "ratios": ratios, "ratio": statistics.median(ratios)}
+    return out
+
+
+def raw_calls(threads: int) -> dict:
+    """The raw library calls, each with the same model files and arguments as the app's request."""
+    image = ImagePipeline(get_spec("image", "bundled"), device="cpu").pipe
+
+    def raw_image(n_threads=threads):
+        torch.set_num_threads(n_threads)
+        image(prompt=IMAGE["prompt"], num_inference_steps=25, guidance_scale=IMAGE["guidance_scale"], width=64, height=64,
+              generator=torch.Generator().manual_seed(0))
+
+    ours = TextDiffusionPipeline(get_spec("text_diffusion", "bundled"), device="cpu")
+    ids, mask = ours.prompt_ids(ours.pipe.tokenizer, TEXT_DIFFUSION["prompt"], 32)
+
+    def raw_text_diffusion():
+        torch.set_num_threads(threads)
+        ours.pipe(input_ids=ids, attention_mask=mask, use_chat_template=False, gen_length=32, block_length=32,
+                  num_inference_steps=16, temperature=0.0, sampling_method="greedy", threshold=1.0,
+                  editing_threshold=None, eos_early_stop=False, output_type="seq")
+
+    llm = TextPipeline(MODELS["text"]["bundled"], device="cpu", tuning=TUNING)
+    llm.load()
+    prompt_ids = llm.chat_ids(TEXT["prompt"])
+
+    def raw_text():  # llama.cpp's own streaming completion: 64 tokens, greedy
+        n = 0
+        for _ in llm.engine.llm.create_completion(prompt_ids, max_tokens=64, temperature=0.0, top_k=1, stream=True):
+            n += 1
+        return n
+
+    return {"image": raw_image, "image_2_threads": lambda: raw_image(2), "text_diffusion": raw_text_diffusion,
+            "text": raw_text, "llama_cpp_engine": llm.engine}
+
+
+def concurrent_vs_in_turn(url: str, params: list, users: list[str], rounds: int) -> dict:
+    requests = [{**IMAGE, "seed": i} for i in range(len(users))]
+    in_turn, together = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for kwargs, user in zip(requests, users):
+            browser_like(url, "/image", kwargs, params, user)
+        in_turn.append(time.perf_counter() - t)
+        threads = [threading.Thread(target=browser_like, args=(url, "/image", kw, params, user))
+                   for kw, user in zip(requests, users)]
+        t = time.perf_counter()
+        [th.start() for th in threads]
+        [th.join() for th in threads]
+        together.append(time.perf_counter() - t)
+    ratios = [a / b for a, b in zip(in_turn, together)]
+    return {"in_turn_s": in_turn, "concurrent_s": together, "throughput_ratios": ratios,
+            "throughput_ratio": statistics.median(ratios)}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--concurrent", type=int, default=8)
+    p.add_argument("--skip-concurrent", action="store_true")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "wrapper_price.json"))
+    args = p.parse_args()
+    import httpx
+
+    results = {"machine": {"cpus": __import__("os").cpu_count(), "torch_threads_per_request": TUNING.torch_threads}}
+    proc, url, results["seconds_to_ui"] = start_app({"PREFILL_EXAMPLES": "0"})
+    try:
+        info = httpx.get(f"{url.rstrip('/')}/gradio_api/info").json()["named_endpoints"]
+        users = [f"bench-user-{i}" for i in range(args.concurrent)]
+        for endpoint in TABS_ONCE:  # every tab once: models loaded, then the peak RSS
+            browser_like(url, endpoint, SERVER_REQUESTS[endpoint], info[endpoint]["parameters"], users[0])
+        results["memory_mb_every_tab_once"] = memory_mb(proc.pid)
+        for user in users[1:]:  # each browser session's first event copies the app's config: not a request's cost
+            browser_like(url, "/text", {**TEXT, "max_new_tokens": 1}, info["/text"]["parameters"], user)
+
+        raw = raw_calls(TUNING.torch_threads)
+
+        def http(endpoint, kwargs):
+            return lambda: browser_like(url, endpoint, kwargs, info[endpoint]["parameters"], users[0])
+
+        results["ratios"] = alternated({"image": (raw["image"], http("/image", IMAGE)),
+                                        "image_raw_at_2_threads": (raw["image_2_threads"], http("/image", IMAGE)),
+                                        "text_diffusion": (raw["text_diffusion"], http("/text_diffusion", TEXT_DIFFUSION)),
+                                        "text": (raw["text"], http("/text", TEXT))}, args.rounds)
+        text = results["ratios"]["text"]  # as tokens per second: 64 tokens each side (the prompt asks for more)
+        text["tokens_per_s_raw"] = [64 / s for s in text["raw_s"]]
+        text["tokens_per_s_http"] = [64 / s for s in text["http_s"]]
+        text["tokens_per_s_ratio"] = statistics.median(r / h for r, h in zip(text["raw_s"], text["http_s"]))
+        del raw["llama_cpp_engine"]
+
+        if not args.skip_concurrent:
+            params = info["/image"]["parameters"]
+            results["image_8_quiet"] = concurrent_vs_in_turn(url, params, users, args.rounds)
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # one core busy elsewhere
+            try:
+                results["image_8_one_core_busy"] = concurrent_vs_in_turn(url, params, users, args.rounds)
+            finally:
+                hog.kill()
+        results["memory_mb_end"] = memory_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+    r = results["ratios"]
+    summary = {"/image with previews over raw (goal <= 1.3)": r["image"]["ratio"],
+               "  (raw at 2 threads)": r["image_raw_at_2_threads"]["ratio"],
+               "/text_diffusion over raw (goal <= 1.3)": r["text_diffusion"]["ratio"],
+               "/text tokens/s over llama.cpp streaming (goal >= 0.9)": r["text"]["tokens_per_s_ratio"],
+               "peak RSS MB, every tab once (goal <= 1600)": results["memory_mb_every_tab_once"]["peak_rss"]}
+    if not args.skip_concurrent:
+        summary["8 concurrent /image over 8 in turn, quiet (goal >= 1.5)"] = results["image_8_quiet"]["throughput_ratio"]
+        summary["8 concurrent /image over 8 in turn, one core busy (goal >= 1.0)"] = \
+            results["image_8_one_core_busy"]["throughput_ratio"]
+    results["summary"] = summary
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    for k, v in summary.items():
+        print(f"{k}: {v:.2f}")
+
+
+if __name__ == "__main__":
+    main()
