@@ -89,16 +89,20 @@ def test_candidates_and_canvas_views():
     assert [label for _, label in canvas_value(revised) if label] == [NEW, REVISED]
 
 
-def test_the_chat_examples_are_headed_by_short_names():
-    """An Examples table's header is its inputs' labels unless set: the message box's label carries its key hints."""
+def test_the_chat_examples_show_as_their_messages():
+    """The Text tab's examples carry every input of a chat (so a cached result is what they make) but show as labels:
+    the message, and the system prompt where there is one, not a table of seven columns."""
     from demo import text_tab
 
     info = {"defaults": {"max_new_tokens": 8, "temperature": 0.7, "top_p": 0.9}, "model_id": "m", "licence": "l",
             "engine": "llama.cpp"}
     with gr.Blocks() as blocks:
         text_tab.build(lambda *a, **k: iter(()), info)
-    headers = [c.headers for c in blocks.blocks.values() if isinstance(c, gr.Dataset)]
-    assert headers == [["Message", "System prompt"]]
+    (dataset,) = [c for c in blocks.blocks.values() if isinstance(c, gr.Dataset)]
+    labels = dataset.sample_labels
+    assert len(labels) == len(text_tab.EXAMPLES) and len(dataset.samples[0]) == 7
+    for label, (message, system) in zip(labels, text_tab.EXAMPLES):
+        assert label.startswith(message) and (system in label if system else "system" not in label)
 
 
 def test_gradio_telemetry_is_off_unless_asked_for():
