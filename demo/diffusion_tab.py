@@ -83,7 +83,7 @@ def _outputs(task: str) -> dict:
                 "gallery": gr.Gallery(label="Denoising steps", columns=6, height=120, object_fit="contain"),
                 # A vocoder turns the spectrogram the model made into a waveform: the clip above through the learned
                 # one, this one through Griffin-Lim, which guesses the phase the spectrogram leaves out.
-                "griffin_lim": gr.Audio(label="The same spectrogram through Griffin-Lim (no learned vocoder): compare",
+                "griffin_lim": gr.Audio(label="The same spectrogram through Griffin-Lim",
                                         type="filepath", interactive=False, elem_id="audio-griffin-lim")}
     return {"video": gr.Video(label="Clip", height=320, elem_classes=["pixelated", "enlarge"], interactive=False,
                               autoplay=True, loop=True, elem_id="video-output"),
