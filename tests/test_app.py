@@ -387,3 +387,16 @@ def test_thirty_wrong_passwords_lock_the_login():
 def test_the_app_sends_no_telemetry_unless_asked(bundled):
     """Gradio's telemetry and version check are off (settings.analytics): the app runs offline by default."""
     assert bundled[0].analytics_enabled is False
+
+
+def test_the_examples_cache_is_named_after_what_makes_the_results():
+    """app.examples_cache: the same app gets the same folder (the cached results are kept across starts); another
+    preset or model override gets another (never an older app's results)."""
+    from app import examples_cache
+    from settings import Settings
+
+    bundled = examples_cache(Settings(preset="bundled"))
+    assert bundled == examples_cache(Settings(preset="bundled"))
+    assert bundled.startswith(Settings().tuning.cache_dir)
+    others = {examples_cache(Settings(preset="small")), examples_cache(Settings(overrides={"image_model": "a/b"}))}
+    assert bundled not in others and len(others) == 2
