@@ -8,9 +8,9 @@ transformers' `SpeechT5HifiGan` (the class AudioLDM 2 hands its mel to) with `--
         --steps 200000 --max-minutes 6.5                                            # the bundled vocoder's run (H200)
 
 The bundled one: 11,415 steps of 32 segments in 6.5 minutes on an H200 (training_info.json; the first 780 of the
-clips above, as --num-clips 780 renders them). On 2 CPU cores a step of 8 takes about 1.4 s, so the default 55
-minutes fit about 2,400 steps: a twentieth of the segments (not measured against Griffin-Lim). README: "The
-vocoder" has the measures (training/eval_vocoder.py).
+clips above, as --num-clips 780 renders them). On 2 quiet CPU cores the default command ran 31,179 steps of 8 in
+its 55 minutes (0.106 s a step): about two thirds of the GPU run's segments. README: "The vocoder" has the
+measures of both (training/eval_vocoder.py).
 
 Why not SpeechT5HifiGan, the class the issue named: a small one (0.9 M parameters, upsampling 8 x 8 x 4) trained
 3.5 minutes on an H200 (6,763 steps of 32 segments; waveform losses, with a lower magnitude floor) kept no pure
@@ -74,7 +74,7 @@ def parse_args():
     p.add_argument("--num-clips", type=int, default=1000)  # 2.048 s each; 66 MB as int16, 24 MB as .npz
     p.add_argument("--data", help="clips rendered before (--save-data): int16 (clips, samples) in a .npy or .npz")
     p.add_argument("--save-data", help="write the rendered clips here (int16 .npy, or compressed .npz) and go on")
-    p.add_argument("--steps", type=int, default=6000)  # at most; --max-minutes cuts it (0.5-3 s a step on 2 shared cores)
+    p.add_argument("--steps", type=int, default=40000)  # at most; --max-minutes cuts it (0.1 s a step on 2 quiet cores)
     p.add_argument("--max-minutes", type=float, default=55.0,
                    help="fit the run into this many minutes: from step 35 on, every 25 steps, --steps is cut to what "
                         "fits at the speed so far and the learning-rate schedule follows (0: no limit; training_info.json "
