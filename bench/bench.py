@@ -318,6 +318,29 @@ def browser_like(url: str, endpoint: str, kwargs: dict, params: list[dict], sess
                     raise RuntimeError(f"{endpoint} failed: {line[5:]}")
 
 
+def in_turn_vs_together(url: str, endpoint: str, requests: list[dict], params: list[dict], users: list[str],
+                        rounds: int) -> dict:
+    """`requests` (one per browser session in `users`) sent one after another, then all at once, `rounds` times
+    alternated: the seconds of each and the throughput ratio (in turn over together; the median of the rounds)."""
+    import threading
+
+    sequential, together = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for kwargs, user in zip(requests, users):
+            browser_like(url, endpoint, kwargs, params, user)
+        sequential.append(time.perf_counter() - t)
+        threads = [threading.Thread(target=browser_like, args=(url, endpoint, kw, params, user))
+                   for kw, user in zip(requests, users)]
+        t = time.perf_counter()
+        [th.start() for th in threads]
+        [th.join() for th in threads]
+        together.append(time.perf_counter() - t)
+    ratios = [a / b for a, b in zip(sequential, together)]
+    return {"sequential_s": sequential, "concurrent_s": together, "throughput_ratios": ratios,
+            "throughput_ratio": statistics.median(ratios)}
+
+
 def bench_gradio_updates(n: int = 50) -> dict:
     """Milliseconds Gradio's own processing takes per streamed update of (image, HTML, gallery): with the image
     and gallery left as gr.skip(), and with a plain value for each (the same 64x64 PNG, None). No model, no
@@ -363,7 +386,6 @@ def bench_server(concurrent: int = 8, rounds: int = 3) -> dict:
     token and in full); `concurrent` /text, /chat and /image requests sent at once against the same sent one after
     another (throughput ratio: the median of `rounds`, the two alternated, as one such pair varies by 10-20 % on a
     2-core machine); the server's RSS and peak RSS once every model has been used."""
-    import threading
 
     from gradio_client import Client
 
@@ -392,23 +414,8 @@ def bench_server(concurrent: int = 8, rounds: int = 3) -> dict:
             browser_like(url, "/text", {**SERVER_REQUESTS["/text"], "max_new_tokens": 1}, info["/text"]["parameters"], user)
         for endpoint in ("/text", "/chat", "/image"):
             requests = [{**SERVER_REQUESTS[endpoint], "seed": i} for i in range(concurrent)]
-            params = info[endpoint]["parameters"]
-            sequential, together = [], []
-            for _ in range(rounds):
-                t = time.perf_counter()
-                for kwargs, user in zip(requests, users):
-                    browser_like(url, endpoint, kwargs, params, user)
-                sequential.append(time.perf_counter() - t)
-                threads = [threading.Thread(target=browser_like, args=(url, endpoint, kw, params, user))
-                           for kw, user in zip(requests, users)]
-                t = time.perf_counter()
-                [th.start() for th in threads]
-                [th.join() for th in threads]
-                together.append(time.perf_counter() - t)
-            ratios = [a / b for a, b in zip(sequential, together)]
-            results[f"{endpoint[1:]}_{concurrent}"] = {"sequential_s": sequential, "concurrent_s": together,
-                                                       "throughput_ratios": ratios,
-                                                       "throughput_ratio": statistics.median(ratios)}
+            results[f"{endpoint[1:]}_{concurrent}"] = in_turn_vs_together(url, endpoint, requests,
+                                                                           info[endpoint]["parameters"], users, rounds)
         results["memory_mb_end"] = memory_mb(proc.pid)
         return results
     finally:

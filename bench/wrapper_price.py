@@ -22,7 +22,6 @@ import json
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench import SERVER_REQUESTS, TUNING, browser_like, memory_mb, start_app  # noqa: E402
+from bench import SERVER_REQUESTS, TUNING, browser_like, in_turn_vs_together, memory_mb, start_app  # noqa: E402
 from pipelines.image import ImagePipeline  # noqa: E402
 from pipelines.presets import MODELS, get_spec  # noqa: E402
 from pipelines.text import TextPipeline  # noqa: E402
@@ -99,25 +98,6 @@ def raw_calls(threads: int) -> dict:
             "text": raw_text, "llama_cpp_engine": llm.engine}
 
 
-def concurrent_vs_in_turn(url: str, params: list, users: list[str], rounds: int) -> dict:
-    requests = [{**IMAGE, "seed": i} for i in range(len(users))]
-    in_turn, together = [], []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for kwargs, user in zip(requests, users):
-            browser_like(url, "/image", kwargs, params, user)
-        in_turn.append(time.perf_counter() - t)
-        threads = [threading.Thread(target=browser_like, args=(url, "/image", kw, params, user))
-                   for kw, user in zip(requests, users)]
-        t = time.perf_counter()
-        [th.start() for th in threads]
-        [th.join() for th in threads]
-        together.append(time.perf_counter() - t)
-    ratios = [a / b for a, b in zip(in_turn, together)]
-    return {"in_turn_s": in_turn, "concurrent_s": together, "throughput_ratios": ratios,
-            "throughput_ratio": statistics.median(ratios)}
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
@@ -154,11 +134,11 @@ def main():
         del raw["llama_cpp_engine"]
 
         if not args.skip_concurrent:
-            params = info["/image"]["parameters"]
-            results["image_8_quiet"] = concurrent_vs_in_turn(url, params, users, args.rounds)
+            params, images = info["/image"]["parameters"], [{**IMAGE, "seed": i} for i in range(len(users))]
+            results["image_8_quiet"] = in_turn_vs_together(url, "/image", images, params, users, args.rounds)
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # one core busy elsewhere
             try:
-                results["image_8_one_core_busy"] = concurrent_vs_in_turn(url, params, users, args.rounds)
+                results["image_8_one_core_busy"] = in_turn_vs_together(url, "/image", images, params, users, args.rounds)
             finally:
                 hog.kill()
         results["memory_mb_end"] = memory_mb(proc.pid)
