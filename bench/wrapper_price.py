@@ -19,6 +19,7 @@ prefilled); the client reads the event stream and downloads every file an update
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -95,7 +96,7 @@ def raw_calls(threads: int) -> dict:
         return n
 
     return {"image": raw_image, "image_2_threads": lambda: raw_image(2), "text_diffusion": raw_text_diffusion,
-            "text": raw_text, "llama_cpp_engine": llm.engine}
+            "text": raw_text}
 
 
 def main():
@@ -107,7 +108,7 @@ def main():
     args = p.parse_args()
     import httpx
 
-    results = {"machine": {"cpus": __import__("os").cpu_count(), "torch_threads_per_request": TUNING.torch_threads}}
+    results = {"machine": {"cpus": os.cpu_count(), "torch_threads_per_request": TUNING.torch_threads}}
     proc, url, results["seconds_to_ui"] = start_app({"PREFILL_EXAMPLES": "0"})
     try:
         info = httpx.get(f"{url.rstrip('/')}/gradio_api/info").json()["named_endpoints"]
@@ -131,7 +132,6 @@ def main():
         text["tokens_per_s_raw"] = [64 / s for s in text["raw_s"]]
         text["tokens_per_s_http"] = [64 / s for s in text["http_s"]]
         text["tokens_per_s_ratio"] = statistics.median(r / h for r, h in zip(text["raw_s"], text["http_s"]))
-        del raw["llama_cpp_engine"]
 
         if not args.skip_concurrent:
             params, images = info["/image"]["parameters"], [{**IMAGE, "seed": i} for i in range(len(users))]
