@@ -30,14 +30,14 @@ class OpenAIClient:
     and `/v1/completions` (plain, or streamed), each failure as a BackendError naming the server."""
 
     def __init__(self, url: str, model: str | None = None, api_key: str | None = None, timeout_s: float = 120.0):
-        import httpx
         import openai
 
         base = url.rstrip("/")
         self.url = base if base.endswith("/v1") else base + "/v1"
         self.timeout_s = timeout_s
+        # openai's own Timeout: the SDK's HTTP library (httpx2 in openai 3.x) refuses another library's Timeout
         self.sdk = openai.OpenAI(base_url=self.url, api_key=api_key or "none", max_retries=0,
-                                 timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S))
+                                 timeout=openai.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S))
         self._model = model
 
     def _fail(self, exc: Exception) -> BackendError:
