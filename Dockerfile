@@ -5,10 +5,10 @@
 # one installs requirements.txt, as `make run` does.
 FROM python:3.11-slim AS llama-cpp
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake && rm -rf /var/lib/apt/lists/*
-# The Makefile's flags (only libllama and ggml: no multimodal library, no common library), plus GGML_NATIVE=OFF:
-# built for any x86-64 with AVX2, not only for the CPU that builds the image
-RUN printf 'set(LLAMA_BUILD_COMMON OFF CACHE BOOL "" FORCE)\n' > /tmp/llama-cpp-no-common.cmake \
- && CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=/tmp/llama-cpp-no-common.cmake -DGGML_NATIVE=OFF" \
+# The Makefile's flags (llama-cpp.cmake: only libllama and ggml, no AMX kernels), plus GGML_NATIVE=OFF: built for any
+# x86-64 with AVX2, not only for the CPU that builds the image
+COPY llama-cpp.cmake /tmp/
+RUN CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=/tmp/llama-cpp.cmake -DGGML_NATIVE=OFF" \
     pip wheel --no-cache-dir --no-deps llama-cpp-python==0.3.36 -w /wheels
 
 FROM python:3.11-slim

