@@ -24,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -281,12 +282,30 @@ SERVER_REQUESTS = {  # one of each, as a user would send them (the registry's de
 }
 
 
-def browser_like(url: str, endpoint: str, kwargs: dict, params: list[dict], session: str | None = None) -> None:
-    """One request as the browser makes it: POST the inputs (in the browser tab's `session`), read the event stream,
-    and GET every file an update names (each step's preview image). gradio_client does the same, but also copies
-    every file into its own cache and runs its update processing in this process, which on the 2-core machine took
-    as much CPU as the server did (one image with previews: 3.8 s through gradio_client, 2.6 s so)."""
+_SESSIONS: dict = {}  # (url, browser session) -> its httpx.Client
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _connection(url: str, session: str | None):
+    """The keep-alive connections of one browser session, made once, as a browser keeps its connections to a site.
+    A new httpx.Client per request cost the client about 20 ms (its SSL context and a new TCP connection), which the
+    wrapper's price counted as the server's."""
     import httpx
+
+    with _SESSIONS_LOCK:
+        if (url, session) not in _SESSIONS:
+            # Connections idle longer than uvicorn keeps them open (5 s) are not reused: the server may close one
+            # as a request goes out on it (a truncated reply). Browsers retry those; this does not need to.
+            _SESSIONS[url, session] = httpx.Client(timeout=300, limits=httpx.Limits(keepalive_expiry=4.0))
+        return _SESSIONS[url, session]
+
+
+def browser_like(url: str, endpoint: str, kwargs: dict, params: list[dict], session: str | None = None) -> None:
+    """One request as the browser makes it: POST the inputs (in the browser tab's `session`, on its open
+    connections), read the event stream, and GET every file an update names (each step's preview image).
+    gradio_client does the same, but also copies every file into its own cache and runs its update processing in
+    this process, which on the 2-core machine took as much CPU as the server did (one image with previews: 3.8 s
+    through gradio_client, 2.6 s so)."""
 
     def files(value):
         if isinstance(value, dict):
@@ -300,30 +319,28 @@ def browser_like(url: str, endpoint: str, kwargs: dict, params: list[dict], sess
 
     data = [kwargs.get(p["parameter_name"], p.get("parameter_default")) for p in params]
     url = url.rstrip("/")
-    with httpx.Client(timeout=300) as http:
-        reply = http.post(f"{url}/gradio_api/call{endpoint}", json={"data": data, "session_hash": session}).json()
-        if "event_id" not in reply:
-            raise RuntimeError(f"{endpoint} refused: {reply}")
-        event = reply["event_id"]
-        seen, kind = set(), None
-        with http.stream("GET", f"{url}/gradio_api/call{endpoint}/{event}") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    kind = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and kind in ("generating", "complete"):
-                    for file_url in set(files(json.loads(line[5:]))) - seen:
-                        seen.add(file_url)
-                        http.get(file_url).raise_for_status()
-                elif line.startswith("data:") and kind == "error":
-                    raise RuntimeError(f"{endpoint} failed: {line[5:]}")
+    http = _connection(url, session)
+    reply = http.post(f"{url}/gradio_api/call{endpoint}", json={"data": data, "session_hash": session}).json()
+    if "event_id" not in reply:
+        raise RuntimeError(f"{endpoint} refused: {reply}")
+    event = reply["event_id"]
+    seen, kind = set(), None
+    with http.stream("GET", f"{url}/gradio_api/call{endpoint}/{event}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("generating", "complete"):
+                for file_url in set(files(json.loads(line[5:]))) - seen:
+                    seen.add(file_url)
+                    http.get(file_url).raise_for_status()
+            elif line.startswith("data:") and kind == "error":
+                raise RuntimeError(f"{endpoint} failed: {line[5:]}")
 
 
 def in_turn_vs_together(url: str, endpoint: str, requests: list[dict], params: list[dict], users: list[str],
                         rounds: int) -> dict:
     """`requests` (one per browser session in `users`) sent one after another, then all at once, `rounds` times
     alternated: the seconds of each and the throughput ratio (in turn over together; the median of the rounds)."""
-    import threading
-
     sequential, together = [], []
     for _ in range(rounds):
         t = time.perf_counter()
