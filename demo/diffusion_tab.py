@@ -21,6 +21,7 @@ from demo.widgets import (
     load_settings,
     missing_box,
     model_line,
+    preview_file,
     progress,
     seed_input,
     validator,
@@ -141,6 +142,7 @@ def build(task: str, stream, info: dict, finish, check=None, read_recipe=None, u
             if task == "audio":
                 gr.Markdown(VOCODER_NOTE)
     live, gallery, keep = LIVE[task]
+    cache = outputs[live].GRADIO_CACHE  # where each step's preview is written once (preview_file)
 
     def generate(*values):
         *settings, show_previews = values
@@ -150,20 +152,21 @@ def build(task: str, stream, info: dict, finish, check=None, read_recipe=None, u
             gr.Warning(f"The bundled {task} model does not know: {', '.join(unknown)}. Those words are ignored.")
         request = {k: int(v) if k in ("seed", "num_inference_steps", "num_frames", "width", "height") else v
                    for k, v in request.items()}
-        shown = []  # the steps with a preview, for the gallery
+        shown = []  # (the preview's file, the step's number) of each step shown with a preview, for the gallery
         screen = Shown(**{name: None for name in outputs})
         steps = stream(**request, preview=bool(show_previews))
         for item in pacer(steps) if pacer else steps:
             if item is None:  # a heartbeat: nothing new (Stop can end the run here)
                 yield screen()
-            elif is_step(item):  # a Step; a step without a preview keeps the last one on screen
+            elif is_step(item):  # a Step; a step without a preview keeps the last one on screen (None: unchanged)
+                file = None
                 if item.preview is not None:
-                    shown.append(item)
-                yield screen(progress=progress(item), **{live: item.preview})
+                    file = preview_file(item.preview, cache)
+                    shown.append((file, f"step {item.index}"))
+                yield screen(progress=progress(item), **{live: file})
             else:
                 last = item.steps[-1] if item.steps else None
-                final = {live: gr.skip(), **(
-                    {gallery: [(s.preview, f"step {s.index}") for s in evenly(shown, keep)]} if gallery else {}),
+                final = {live: gr.skip(), **({gallery: evenly(shown, keep)} if gallery else {}),
                     **finish(item), "progress": progress(last, done=True, seconds=item.seconds)}
                 yield tuple(final.get(name, gr.skip()) for name in outputs)
 

@@ -5,8 +5,10 @@ import contextvars
 import html
 import inspect
 import json
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -322,6 +324,20 @@ def load_settings(task: str, read_recipe, fields: dict, randomize: gr.Checkbox) 
         return [recipe.get(name, gr.skip()) for name in fields] + [False]
 
     box.upload(fill, box, [*fields.values(), randomize], api_visibility="private", queue=False)
+
+
+def preview_file(image, cache_dir: str) -> str:
+    """A step's preview written once, as a PNG of its own in Gradio's cache folder (`component.GRADIO_CACHE`): the
+    live image shows this file, and the gallery at the end names the same files again, so the browser, which has
+    them, fetches nothing new. Handed the images instead, the gallery encoded and sent 8 new files (WebP) on the
+    final update; and Gradio's own save rewrites a file in place whenever the same picture comes back, which a
+    browser still fetching it could read half-written. A file in the cache folder is served as it is, not copied,
+    and `delete_cache` removes it with the rest."""
+    folder = os.path.join(cache_dir, "step-previews")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{uuid.uuid4().hex}.png")
+    image.save(path, format="png")
+    return path
 
 
 def evenly(steps: list, k: int) -> list:

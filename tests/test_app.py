@@ -115,6 +115,37 @@ def test_image_endpoint(client, bundled):
     assert image.size == (64, 64)
 
 
+def test_the_image_streams_each_preview_once_and_its_gallery_names_those_files(bundled):
+    """Over raw HTTP, as a browser reads it: every step's preview is its own PNG file, sent once; the gallery at the
+    end names files the stream already sent (the browser has them), not new copies of the same pictures."""
+    import io
+    import json
+
+    import httpx
+
+    demo, pipelines = bundled
+    if pipelines["image"].missing:
+        pytest.skip("the bundled image model is not in this checkout")
+    url = f"{demo.local_url}gradio_api/call/image"
+    data = ["a large red circle in the center on a blue background", "", 12, 4.0, 3, 64, 64, True]
+    with httpx.Client(timeout=120) as http:
+        event = http.post(url, json={"data": data}).json()["event_id"]
+        updates, kind = [], None
+        with http.stream("GET", f"{url}/{event}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    kind = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and kind in ("generating", "complete"):
+                    updates.append(json.loads(line[5:]))
+        image, progress, gallery = updates[-1]
+        previews = [u[0]["url"] for u in updates[:-2] if u[0]]  # the live image until the final image replaces it
+        assert len(previews) >= 2 and len(set(previews)) == len(previews)  # one file per preview, each sent once
+        assert gallery and {g["image"]["url"] for g in gallery} <= set(previews)
+        assert image["url"] not in previews
+        for file_url in previews + [image["url"]]:
+            assert Image.open(io.BytesIO(http.get(file_url).content)).size == (64, 64)
+
+
 @pytest.mark.parametrize("task, args", [
     ("audio", dict(prompt="a high tone", negative_prompt="", duration_s=2.0, num_inference_steps=5, guidance_scale=3.0,
                    seed=0)),
