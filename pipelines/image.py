@@ -98,9 +98,10 @@ class ImagePipeline(DiffusionModel):
         if self.threads:  # a thread per request in the batch, up to the cores other processes left free (as measured
             # while the batch gathered: a team with a thread on a busy core waits for it at every barrier), less one
             # for a lone request's previews
-            cores = (self.batcher.cores_free if self.batcher else None) or os.cpu_count() or 1
+            team = self.threads * len(batch)
+            cores = (self.batcher.cores_free() if self.batcher and team > 1 else None) or os.cpu_count() or 1
             spare = share is None and any(wanted) and cores > 1
-            torch.set_num_threads(max(1, min(cores - spare, self.threads * len(batch))))
+            torch.set_num_threads(max(1, min(cores - spare, team)))
         timer = Timer()
         kwargs = dict(prompt=[r.args["prompt"] for r in batch], num_inference_steps=steps_n, guidance_scale=guidance,
                       width=width, height=height, generator=[generator_for(r.args["seed"]) for r in batch])

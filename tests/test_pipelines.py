@@ -142,6 +142,28 @@ def test_requests_arriving_a_few_ms_apart_on_an_idle_model_are_one_batch(image):
     assert sizes == [4]
 
 
+def test_a_lone_request_at_one_thread_does_not_wait_for_the_cpu_meter(image, monkeypatch):
+    """A batch's thread team is sized by the cores other processes left free, measured over a 50 ms window from when
+    it began to gather (CpuMeter); a request alone at one thread runs on one whatever that says, and used to wait out
+    the window for nothing. A batch of two (a team of two threads) still asks."""
+    import threading
+
+    asked = []
+    monkeypatch.setattr(image.batcher, "cores_free", lambda: asked.append(1) or 2)
+    final(image.stream("a red circle", "", 2, 3.0, 1, preview=False))
+    assert asked == []
+    with batch_sizes(image) as sizes:
+        with image.lock:  # the two queue up, then go as one batch
+            threads = [threading.Thread(target=final, args=(image.stream("a red circle", "", 2, 3.0, seed, preview=False),))
+                       for seed in (1, 2)]
+            for t in threads:
+                t.start()
+            time.sleep(0.3)
+        for t in threads:
+            t.join(60)
+    assert sizes == [2] and asked == [1]
+
+
 def test_the_batch_thread_ends_when_no_request_waits(image):
     """A thread that ran torch keeps libgomp's worker threads, which slow llama.cpp's decodes for as long as it lives
     (DiffusionBatcher._loop): the batcher's thread ends after its last batch, and the next request starts another."""
