@@ -154,7 +154,8 @@ def build(task: str, stream, info: dict, finish, check=None, read_recipe=None, u
                    for k, v in request.items()}
         shown = []  # (the preview's file, the step's number) of each step shown with a preview, for the gallery
         screen = Shown(**{name: None for name in outputs})
-        steps = stream(**request, preview=bool(show_previews))
+        # no more previews decoded than the screen shows (the pacer's rate; the first and last step always)
+        steps = stream(**request, preview=bool(show_previews), previews_per_s=getattr(pacer, "per_second", None))
         for item in pacer(steps) if pacer else steps:
             if item is None:  # a heartbeat: nothing new (Stop can end the run here)
                 yield screen()

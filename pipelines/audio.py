@@ -52,8 +52,10 @@ class AudioPipeline(DiffusionModel):
 
     def stream(self, prompt: str, negative_prompt: str = "", duration_s: float | None = None,
                num_inference_steps: int | None = None, guidance_scale: float | None = None, seed: int = 0,
-               preview: bool = True) -> Iterator[Step | AudioOutput]:
-        """Yield one Step per denoising iteration (preview: the predicted mel spectrogram), then an AudioOutput."""
+               preview: bool = True, previews_per_s: float | None = None) -> Iterator[Step | AudioOutput]:
+        """Yield one Step per denoising iteration (preview: the predicted mel spectrogram), then an AudioOutput.
+
+        `previews_per_s`: at most that many step previews a second, as ImagePipeline.stream."""
         duration_s = self.setting("duration_s", duration_s, 5.0)
         num_inference_steps = self.setting("num_inference_steps", num_inference_steps, 25)
         guidance_scale = self.setting("guidance_scale", guidance_scale, 3.0)
@@ -68,7 +70,8 @@ class AudioPipeline(DiffusionModel):
             if negative_prompt and negative_prompt.strip() and guidance_scale > 1:
                 kwargs["negative_prompt"] = negative_prompt.strip()
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
-            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, threads=self.threads)
+            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, threads=self.threads,
+                                    previews_per_s=previews_per_s)
             audio = within_range(np.asarray(output.audios[0], dtype=np.float32).reshape(-1))
             seconds = timer()  # the comparison below is not the model's time
             recipe = recipe_text("audio", prompt.strip(), (negative_prompt or "").strip(),

@@ -194,7 +194,8 @@ def recording_x0(scheduler):
 
 
 def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | None, timer: Timer,
-            on_step_end: Callable | None = None, preview_share: float | None = None, threads: int | None = None):
+            on_step_end: Callable | None = None, preview_share: float | None = None, threads: int | None = None,
+            previews_per_s: float | None = None):
     """Call `pipe(**call_kwargs)`, emitting one Step per denoising iteration. Returns (output, steps).
 
     `decode(x0_latents)` makes the preview, or None for previews off. Previews are decoded on a
@@ -207,12 +208,18 @@ def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | 
     `preview_share` (a batch, whose previews cost a decode per request): previews are decoded on this thread, with
     every core, and only while decoding has so far taken less than that share of the time, so a batch spends about
     that share on them (one decode more at most); the last step's is always decoded (README: Benchmarks).
+
+    `previews_per_s` (otherwise): at most that many previews a second, the first and last steps' always; the other
+    steps go without one. A tab passes the rate its screen updates at: the steps it would not show were decoded for
+    nothing, on the core the server's own work needs (over HTTP a preview at every step cost a lone image about 4 ms
+    a step, 15 %).
     """
     import torch
 
     steps: list[Step] = []
     last = [timer()]
     start, decoding = last[0], [0.0]  # seconds spent decoding inline previews (preview_share)
+    previewed = [None]  # timer() of the last step given a preview (previews_per_s)
     going = [True]  # what the latest emit said: False once the consumer has stopped
     params = inspect.signature(pipe.__call__).parameters
 
@@ -243,6 +250,11 @@ def denoise(pipe, call_kwargs: dict, emit: Emit, total: int, decode: Callable | 
                     last[0] = timer()  # the decode is not the next step's time
                     decoding[0] += last[0] - now
                 return emit(step)
+            if x0 is not None and previews_per_s and previewed[0] is not None and index + 1 < total \
+                    and now - previewed[0] < 1 / previews_per_s:
+                x0 = None  # sooner than the screen shows a step: this one goes without (never the first or last)
+            if x0 is not None:
+                previewed[0] = now
             shown.append(previewer.submit(show, step, x0.detach().clone() if x0 is not None else None))  # in order
             return emit(None) and going[0]  # asks the consumer now: a stop ends the loop at this step
 

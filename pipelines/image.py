@@ -41,8 +41,11 @@ class ImagePipeline(DiffusionModel):
     def stream(self, prompt: str, negative_prompt: str = "", num_inference_steps: int | None = None,
                guidance_scale: float | None = None, seed: int = 0, width: int | None = None,
                height: int | None = None, preview: bool = True, prompt_after: str | None = None,
-               switch_step: int | None = None) -> Iterator[Step | ImageOutput]:
+               switch_step: int | None = None, previews_per_s: float | None = None) -> Iterator[Step | ImageOutput]:
         """Yield one Step per denoising iteration (preview: the predicted clean image), then an ImageOutput.
+
+        `previews_per_s`: at most that many step previews a second (a screen's update rate; the first and last
+        step always have one), for an image denoised alone; None: every step's (a batch has its own budget).
 
         With `prompt_after`, steps `switch_step`.. (1-based) are guided by `prompt_after` instead of `prompt`:
         the prompt embeddings are swapped in diffusers' `callback_on_step_end` after step `switch_step - 1`.
@@ -57,7 +60,7 @@ class ImagePipeline(DiffusionModel):
         elif self.batcher is not None:  # batched with concurrent requests of the same settings
             key = (int(num_inference_steps), float(guidance_scale), int(width), int(height))
             args = {"prompt": prompt.strip(), "negative_prompt": (negative_prompt or "").strip(), "seed": int(seed),
-                    "preview": bool(preview)}
+                    "preview": bool(preview), "previews_per_s": previews_per_s}
             return stream_steps(lambda emit: self.batcher.submit(key, args, emit), contextlib.nullcontext())
 
         def work(emit):
@@ -78,7 +81,7 @@ class ImagePipeline(DiffusionModel):
                     swap = self.prompt_switch(pipe, prompt_after.strip(), kwargs.get("negative_prompt", ""),
                                               float(guidance_scale), int(switch_step))
             output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, on_step_end=swap,
-                                    threads=self.threads)
+                                    threads=self.threads, previews_per_s=previews_per_s)
             return self._output(output.images[0], prompt.strip(), (negative_prompt or "").strip(), int(num_inference_steps),
                                 float(guidance_scale), int(seed), int(width), int(height), timer(), steps)
 
@@ -122,7 +125,8 @@ class ImagePipeline(DiffusionModel):
                 r.alive = r.emit(own) and r.alive
             return any(r.alive for r in batch)
 
-        output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer, preview_share=share, threads=self.threads)
+        output, _ = denoise(pipe, kwargs, fan_out, steps_n, decode, timer, preview_share=share, threads=self.threads,
+                            previews_per_s=batch[0].args["previews_per_s"] if len(batch) == 1 else None)
         for i, r in enumerate(batch):
             r.result = self._output(output.images[i], r.args["prompt"], r.args["negative_prompt"], steps_n, guidance,
                                     r.args["seed"], width, height, timer(), own_steps[i])

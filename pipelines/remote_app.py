@@ -81,7 +81,7 @@ class RemoteDiffusionPipeline:
             return self._client
 
     def stream(self, *args, preview: bool = True, prompt_after: str | None = None, switch_step: int | None = None,
-               **kwargs):
+               previews_per_s: float | None = None, **kwargs):  # previews_per_s: the remote app paces its own stream
         if prompt_after is not None or switch_step is not None:
             raise InvalidInput("prompt_after", "Switching prompts mid-way needs the image model in this process; the "
                                                f"image tab runs on a remote app ({self.url}).")

@@ -69,8 +69,10 @@ class VideoPipeline(DiffusionModel):
 
     def stream(self, prompt: str, negative_prompt: str = "", num_frames: int | None = None,
                num_inference_steps: int | None = None, guidance_scale: float | None = None, seed: int = 0,
-               preview: bool = True) -> Iterator[Step | VideoOutput]:
-        """Yield one Step per denoising iteration (preview: first/middle/last predicted frames), then a VideoOutput."""
+               preview: bool = True, previews_per_s: float | None = None) -> Iterator[Step | VideoOutput]:
+        """Yield one Step per denoising iteration (preview: first/middle/last predicted frames), then a VideoOutput.
+
+        `previews_per_s`: at most that many step previews a second, as ImagePipeline.stream."""
         d = self.spec.defaults
         num_frames = self.setting("num_frames", num_frames, 16)
         num_inference_steps = self.setting("num_inference_steps", num_inference_steps, 25)
@@ -87,7 +89,8 @@ class VideoPipeline(DiffusionModel):
                 kwargs["negative_prompt"] = negative_prompt.strip()
             kwargs["prompt"] = self.pipeline_prompt(pipe, kwargs["prompt"], int(num_frames))
             decode = (lambda x0: self.decode_preview(pipe, x0)) if preview else None
-            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, threads=self.threads)
+            output, steps = denoise(pipe, kwargs, emit, int(num_inference_steps), decode, timer, threads=self.threads,
+                                    previews_per_s=previews_per_s)
             recipe = recipe_text("video", prompt.strip(), (negative_prompt or "").strip(),
                                  num_inference_steps=int(num_inference_steps), guidance_scale=float(guidance_scale),
                                  seed=int(seed), num_frames=int(num_frames), model=self.spec.model_id)

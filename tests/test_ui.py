@@ -158,7 +158,9 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
         text_tab.build(text_stream, info, pacer=Pacer(40))
     image_steps = list(_event_fn(demo, "image")("p", "", 3, 1.0, 0, 8, 8, True))[:-1]
     assert not any(is_skip(v) for update in image_steps for v in update)
-    assert [update[0] for update in image_steps] == [red, red, blue]  # a step without a preview keeps the last one
+    # each preview as its own file; a step without a preview keeps the last one (the same file)
+    assert [Image.open(update[0]).getpixel((0, 0)) for update in image_steps] == [(255, 0, 0), (255, 0, 0), (0, 0, 255)]
+    assert image_steps[0][0] == image_steps[1][0] != image_steps[2][0]
     chat = list(_event_fn(demo, "chat")("hi", [], "", 2, 0.7, 0.9, 0))
     assert [[i for i, v in enumerate(update) if is_skip(v)] for update in chat[1:-1]] == [[1], [1]]  # the message box
     assert chat[-2][0][-1] == {"role": "assistant", "content": "ab"}
