@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - spaces is in requirements.txt, but the
 
 from demo.serving import CLIENT
 from pipelines.audio import render_clip
-from pipelines.base import ACTIVITY, HEARTBEAT_S, LOAD_LOCK, output_path
+from pipelines.base import ACTIVITY, HEARTBEAT_S, LOAD_LOCK, STEP_FILTER, output_path
 from pipelines.compare import (
     branch,
     check_branch,
@@ -185,7 +185,7 @@ def build_app(settings: Settings):
     pipelines = build_pipelines(settings.preset, settings.overrides, settings.device, backends, settings.tuning)
     backend = make_backend(pipelines, [settings.tab] if settings.tab else None)
     demo = build_demo(backend, settings.preset, settings.max_queue, settings.token_updates_per_s,
-                      settings.diffusion_updates_per_s, settings.analytics)
+                      settings.diffusion_updates_per_s, settings.analytics, step_filter=STEP_FILTER)
     return demo, pipelines
 
 

@@ -241,46 +241,73 @@ class Shown:
 
 class Pacer:
     """Caps the screen updates of the step streams running at once at `per_second` together: each stream shows a
-    step only if its last shown one is at least (streams running) / `per_second` seconds old, and always its first
-    step, the steps `always` picks, its last step and its final output. A stream alone at up to `per_second` steps
-    a second shows every step; eight at once show what has come every 200 ms (at 40 a second). Each update costs the
-    server a few ms on the cores the model runs on (bench/bench.py). Closing the paced stream (Stop, a closed tab)
-    closes the one it reads, which cancels the run."""
+    step only once the last thing it showed (at first, the request itself) is at least (streams running) /
+    `per_second` seconds old, or when `always` picks it; its final output always. A stream alone at up to
+    `per_second` steps a second shows every step; eight at once show what has come every 200 ms (at 40 a second);
+    a run over within one such interval shows only its result. A step kept back when the final output comes is not
+    shown: the output shows all it did. Each update costs the server a few ms on the cores the model runs on
+    (bench/bench.py). Closing the paced stream (Stop, a closed tab) closes the one it reads, which cancels the run."""
 
-    def __init__(self, per_second: float, always: Callable | None = None, keeps: Callable | None = None):
+    def __init__(self, per_second: float, always: Callable | None = None, keeps: Callable | None = None,
+                 upstream: contextvars.ContextVar | None = None):
         """`always(step)`: steps shown whatever the budget. `keeps(step)`: steps that carry something later steps may
-        lack (a diffusion step's preview: a batch previews only some steps); the last such step held back is shown in
-        place of the next step shown that lacks it (its progress a step or two behind; the next update catches up)."""
-        self.per_second, self.always, self.keeps = per_second, always, keeps
+        lack (a diffusion step's preview: a batch previews only some steps); the last such step kept back is shown in
+        place of the next step shown that lacks it (its progress a step or two behind; the next update catches up).
+        `upstream`: where a stream made as the first item is read looks for its pacing (pipelines/base.py's
+        STEP_FILTER), to choose its steps in the worker that makes them: a step kept back there wakes no one."""
+        self.per_second, self.always, self.keeps, self.upstream = per_second, always, keeps, upstream
         self.running = 0
         self.lock = threading.Lock()
 
     def __call__(self, items: Iterable) -> Iterator:
-        """Pace `items`: steps may be held back; anything else (the final output) always passes."""
+        """Pace `items`: steps may be kept back; anything else (the final output, a heartbeat) always passes."""
         with self.lock:
             self.running += 1
+        frames = _Frames(self)
+        iterator, end = iter(items), object()
         try:
-            shown, held, kept = None, None, None  # time.monotonic() of the last step shown; the last step held back
-            for item in items:
-                if is_step(item):
-                    now = time.monotonic()
-                    if shown is not None and now - shown < self.running / self.per_second and not (
-                            self.always and self.always(item)):
-                        held = item
-                        kept = item if self.keeps and self.keeps(item) else kept
-                        continue
-                    if kept is not None and not self.keeps(item):
-                        item = kept
-                    shown, held, kept = now, None, None
-                elif held is not None:  # the last step before the result, if the budget held it back
-                    yield held
-                    held = None
-                yield item
+            token = self.upstream.set(frames) if self.upstream else None
+            try:  # a stream made lazily (a generator function's) is made here, and takes the pacing if it can
+                item = next(iterator, end)
+            finally:
+                if token is not None:
+                    self.upstream.reset(token)
+            while item is not end:
+                if not is_step(item) or frames.upstream:  # the final output, a heartbeat, a step already chosen
+                    yield item
+                else:
+                    step = frames(item)
+                    if step is not None:
+                        yield step
+                item = next(iterator, end)
         finally:
             with self.lock:
                 self.running -= 1
             if hasattr(items, "close"):
                 items.close()
+
+
+class _Frames:
+    """One paced stream's state: when it last showed something, and the last step with a preview kept back. Called
+    with each step as it comes (in the consumer, or in the stream's worker once `take()`n): the step to show, or None."""
+
+    def __init__(self, pacer: Pacer):
+        self.pacer, self.shown, self.kept, self.upstream = pacer, time.monotonic(), None, False
+
+    def take(self) -> "_Frames":
+        self.upstream = True
+        return self
+
+    def __call__(self, step):
+        pacer, now = self.pacer, time.monotonic()
+        if now - self.shown < pacer.running / pacer.per_second and not (pacer.always and pacer.always(step)):
+            if pacer.keeps and pacer.keeps(step):
+                self.kept = step
+            return None
+        if self.kept is not None and not pacer.keeps(step):
+            step = self.kept
+        self.shown, self.kept = now, None
+        return step
 
 
 SPECIAL_TOKENS = {"<|im_end|>": "end of reply", "<|endoftext|>": "end of text", "<|im_start|>": "start of a turn",

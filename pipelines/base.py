@@ -138,6 +138,13 @@ ACTIVITY = Activity()
 # call that makes the stream (app.py); unset (None), a stream yields no heartbeat.
 HEARTBEAT_S: contextvars.ContextVar[float | None] = contextvars.ContextVar("heartbeat_s", default=None)
 
+# Which steps a stream hands on, decided in its worker as each comes, set by the consumer around the call that makes
+# the stream (demo/widgets.py's Pacer, which shows a person at most so many steps a second): `take()` on it returns a
+# function of a step, giving the step to hand on (that one or one held from before) or None to keep it back. A step
+# kept back never wakes the consumer's thread, which over HTTP took the GIL from the model at every step (0.3 ms a
+# step of a 3 ms text-diffusion step). Unset (None), every step is handed on.
+STEP_FILTER: contextvars.ContextVar = contextvars.ContextVar("step_filter", default=None)
+
 
 def stream_steps(work: Callable[[Emit], Any], lock, threads: int | None = None, join_s: float = 0.05) -> Iterator[Any]:
     """Run ``work(emit)`` in a worker thread and yield each step it emits, then its return value.
@@ -147,23 +154,27 @@ def stream_steps(work: Callable[[Emit], Any], lock, threads: int | None = None, 
     When the consumer stops early, ``emit`` starts returning False and the worker winds down at its next step; the
     model's lock keeps the next request from overlapping it. ``threads``: intra-op CPU threads
     for torch in this worker (Tuning.torch_threads), for work that runs torch on the CPU; None: work that does not.
-    With HEARTBEAT_S set where the stream is made, a None comes every that many seconds without a step. `join_s`:
+    With HEARTBEAT_S set where the stream is made, a None comes every that many seconds without a step; with
+    STEP_FILTER set, only the steps its filter hands on (the final output always comes). `join_s`:
     how long closing the stream waits for the worker (a remote job's worker cancels it on its next update, and a
     client's next job should not start before that).
 
     Whatever fails in the worker, the failure reaches the consumer: no request waits on a dead thread.
     """
-    return _stream_steps(work, lock, threads, HEARTBEAT_S.get(), join_s)
+    step_filter = STEP_FILTER.get()
+    return _stream_steps(work, lock, threads, HEARTBEAT_S.get(), join_s, step_filter.take() if step_filter else None)
 
 
-def _stream_steps(work, lock, threads, heartbeat, join_s) -> Iterator[Any]:
+def _stream_steps(work, lock, threads, heartbeat, join_s, keep=None) -> Iterator[Any]:
     items: queue.Queue = queue.Queue()
     cancelled = threading.Event()
     done = object()
 
     def emit(step: Step | None) -> bool:
         if step is not None and not cancelled.is_set():
-            items.put(step)
+            step = keep(step) if keep else step
+            if step is not None:
+                items.put(step)
         return not cancelled.is_set()
 
     def worker() -> None:

@@ -88,6 +88,14 @@ class Recorder:
         self.commit_probability: list = [None] * gen_length
         self.revised_at: list[list[int]] = [[] for _ in range(gen_length)]
         self.settled_at, self.tokens, self.steps, self.last = 0, 0, [], timer()
+        self.pieces: dict[int, str] = {}  # token id -> its piece: a step reads every position, most as the step before
+
+    def piece(self, token_id: int) -> str:
+        """How a canvas position reads: its token's piece, MASK_GLYPH while masked, END_GLYPH for end-of-text."""
+        if token_id not in self.pieces:
+            self.pieces[token_id] = MASK_GLYPH if token_id == self.mask_id else END_GLYPH if token_id in self.ends \
+                else token_piece(self.tokenizer, token_id)
+        return self.pieces[token_id]
 
     def name(self, token_id: int, piece: str) -> str:
         """The token as text; its raw form for end-of-text, specials and a part of a character (bytes)."""
@@ -99,8 +107,7 @@ class Recorder:
         """Record one step. `probs`, `likeliest`, `confidence`: {position: value} over the block refined (the sampled
         token's probability, the most likely token, its probability)."""
         index, now = len(self.steps) + 1, self.timer()
-        pieces = [MASK_GLYPH if t == self.mask_id else END_GLYPH if t in self.ends else token_piece(self.tokenizer, t)
-                  for t in canvas]
+        pieces = [self.piece(t) for t in canvas]
         committed = sorted(committed, key=lambda p: -float(probs[p]))
         for p in committed:
             self.committed_at[p], self.commit_probability[p] = index, round(float(probs[p]), 4)

@@ -173,9 +173,11 @@ def test_streaming_steps_resend_values_rather_than_skip_outputs():
         shown(c=3)
 
 
-def test_token_streams_share_an_update_budget_and_keep_their_first_step_and_output():
-    """One stream alone shows every step that comes slower than the budget allows; four at once each show fewer,
-    but still the first step and the final output; a stream closed early leaves the budget to the others."""
+def test_token_streams_share_an_update_budget_counted_from_the_request():
+    """One stream alone shows every step that comes slower than the budget allows; four at once each show fewer, the
+    first of them no sooner than one budget after the request; every stream its final output, and a run over within
+    one budget that alone. A step kept back when the output comes is not shown (the output shows all it did). A
+    stream closed early leaves the budget to the others."""
     import threading
     import time
 
@@ -191,22 +193,59 @@ def test_token_streams_share_an_update_budget_and_keep_their_first_step_and_outp
     pace = Pacer(per_second=10)  # one stream: a step every 100 ms at most; four: every 400 ms
     alone = list(pace(tokens(6, gap_s=0.12)))
     assert [s.index for s in alone[:-1]] == list(range(1, 7)) and alone[-1] == "output"
+    assert list(pace(tokens(3, gap_s=0.01))) == ["output"]  # over in 30 ms: nothing to watch, the result at once
     shown = {}
     threads = [threading.Thread(target=lambda k=k: shown.__setitem__(k, list(pace(tokens(20))))) for k in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    for items in shown.values():
+    for items in shown.values():  # 600 ms each; with four running, 400 ms between two updates of one
         steps = [s.index for s in items[:-1]]
-        assert steps[0] == 1 and steps[-1] == 20 and items[-1] == "output" and 2 <= len(steps) <= 11, steps
-    inner = tokens(5)
+        assert items[-1] == "output" and 1 <= len(steps) <= 3 and steps[0] >= 10, steps
+    inner = tokens(5, gap_s=0.12)
     early = pace(inner)
     next(early)
     early.close()
     assert pace.running == 0 and inner.gi_frame is None  # the stream it read is closed too (a run is cancelled)
     odd = Pacer(per_second=1, always=lambda step: step.index % 2 == 1)  # one update a second, but odd steps always
-    assert [s.index for s in list(odd(tokens(6, gap_s=0.01)))[:-1]] == [1, 3, 5, 6]  # and the last step
+    assert [s.index for s in list(odd(tokens(6, gap_s=0.01)))[:-1]] == [1, 3, 5]
+
+
+def test_a_stream_made_under_the_pacer_keeps_its_steps_back_in_its_worker():
+    """Made as the pacer reads its first item (app.py's streams are generator functions), a stream_steps stream
+    takes the pacing (STEP_FILTER) into its worker: the steps kept back never reach the consuming thread, and what
+    does is what the pacer would show."""
+    import threading
+    import time
+
+    from demo.widgets import Pacer
+    from pipelines.base import STEP_FILTER, Step, stream_steps
+
+    def work(emit):
+        for i in range(1, 31):
+            time.sleep(0.01)
+            emit(Step(index=i, total=30, elapsed=i * 0.01, preview=f"picture {i}" if i % 7 == 1 else None))
+        return "output"
+
+    def lazily():  # as app.py's on_gpu: the stream is made on the first next()
+        yield from stream_steps(work, threading.Lock())
+
+    handed = []
+
+    def counted(stream):
+        for item in stream:
+            handed.append(item)
+            yield item
+
+    pace = Pacer(per_second=10, keeps=lambda s: s.preview is not None, upstream=STEP_FILTER)
+    shown = list(pace(counted(lazily())))
+    assert shown[-1] == "output" and handed == shown  # nothing reached this thread that was not shown
+    steps = [s.index for s in shown[:-1]]
+    assert 1 <= len(steps) <= 3 and steps[0] >= 5, steps  # 300 ms of steps (or more), an update every 100 ms at most
+    assert shown[0].preview is not None  # the step shown in place of one without a preview carries the last preview
+    unpaced = list(Pacer(per_second=10, upstream=STEP_FILTER)(stream_steps(work, threading.Lock())))  # made before
+    assert len(unpaced) == len(shown)  # the pacer still paces a stream that did not take it, in its own thread
 
 
 def test_the_pacer_shows_a_held_preview_in_place_of_a_later_step_without_one():
@@ -220,10 +259,9 @@ def test_the_pacer_shows_a_held_preview_in_place_of_a_later_step_without_one():
     def steps():
         for i in range(1, 9):
             time.sleep(0.02)
-            yield Step(index=i, total=8, elapsed=i * 0.02, preview=f"picture {i}" if i in (2, 5) else None)
+            yield Step(index=i, total=8, elapsed=i * 0.02, preview=f"picture {i}" if i in (2, 4) else None)
         yield "output"
 
     shown = list(Pacer(per_second=10, keeps=lambda s: s.preview is not None)(steps()))  # an update every 100 ms
-    previews = [s.preview for s in shown[:-1] if s.preview]
-    assert shown[0].index == 1 and shown[-1] == "output" and len(shown) < 9
-    assert "picture 2" in previews or "picture 5" in previews, [(s.index, s.preview) for s in shown[:-1]]
+    # the first update comes with step 5 (100 ms), which has no preview: step 4's is shown in its place
+    assert [s.preview for s in shown[:-1]] == ["picture 4"] and shown[-1] == "output", shown
