@@ -215,7 +215,9 @@ def bundled():
 def client(bundled):
     from gradio_client import Client
 
-    return Client(bundled[0].local_url, verbose=False)
+    # 30 s for each HTTP call rather than httpx's 5: in full runs, where this one server has served every module before,
+    # a /cancel took more than 5 s to answer twice (cause not found; test_hostile's cancel test reports the time)
+    return Client(bundled[0].local_url, verbose=False, httpx_kwargs={"timeout": 30})
 
 
 @pytest.fixture(scope="session")
