@@ -141,8 +141,8 @@ HEARTBEAT_S: contextvars.ContextVar[float | None] = contextvars.ContextVar("hear
 # Which steps a stream hands on, decided in its worker as each comes, set by the consumer around the call that makes
 # the stream (demo/widgets.py's Pacer, which shows a person at most so many steps a second): `take()` on it returns a
 # function of a step, giving the step to hand on (that one or one held from before) or None to keep it back. A step
-# kept back never wakes the consumer's thread, which over HTTP took the GIL from the model at every step (0.3 ms a
-# step of a 3 ms text-diffusion step). Unset (None), every step is handed on.
+# kept back never wakes the consumer's thread, which took the GIL from the model at every step (in one process, 0.3 ms
+# of a 3 ms text-diffusion step). Unset (None), every step is handed on.
 STEP_FILTER: contextvars.ContextVar = contextvars.ContextVar("step_filter", default=None)
 
 

@@ -244,8 +244,10 @@ def test_a_stream_made_under_the_pacer_keeps_its_steps_back_in_its_worker():
     steps = [s.index for s in shown[:-1]]
     assert 1 <= len(steps) <= 3 and steps[0] >= 5, steps  # 300 ms of steps (or more), an update every 100 ms at most
     assert shown[0].preview is not None  # the step shown in place of one without a preview carries the last preview
-    unpaced = list(Pacer(per_second=10, upstream=STEP_FILTER)(stream_steps(work, threading.Lock())))  # made before
-    assert len(unpaced) == len(shown)  # the pacer still paces a stream that did not take it, in its own thread
+    handed.clear()  # a stream made before the pacer reads it: every step reaches this thread, which paces them
+    unpaced = list(Pacer(per_second=10, upstream=STEP_FILTER)(counted(stream_steps(work, threading.Lock()))))
+    steps = [s.index for s in unpaced[:-1]]
+    assert len(handed) == 31 and unpaced[-1] == "output" and 1 <= len(steps) <= 3 and steps[0] >= 5, steps
 
 
 def test_the_pacer_shows_a_held_preview_in_place_of_a_later_step_without_one():
