@@ -47,7 +47,7 @@ class Settings:
     tab: str | None = None  # serve this tab alone (working on one tab)
     tuning: Tuning = field(default_factory=Tuning)  # how the models share the cores
     token_updates_per_s: float = 40.0  # screen updates a second of all token streams together (STREAM_UPDATES_PER_S)
-    diffusion_updates_per_s: float = 20.0  # of all diffusion steps between previews (DIFFUSION_UPDATES_PER_S)
+    diffusion_updates_per_s: float = 12.0  # of all diffusion steps between previews (DIFFUSION_UPDATES_PER_S)
     analytics: bool = False  # Gradio's telemetry and version check (GRADIO_ANALYTICS_ENABLED=True; off: offline)
     prefill_examples: bool = True  # make the examples' cached results once idle after start (PREFILL_EXAMPLES=0: off)
 
@@ -111,6 +111,6 @@ def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Se
         max_queue=args.max_queue, backends=backends, text_api_key=env.get("TEXT_BACKEND_API_KEY"),
         hf_token=env.get("HF_TOKEN"), tab=args.tab, tuning=tuning_from(env),
         token_updates_per_s=float(env.get("STREAM_UPDATES_PER_S", 40)),
-        diffusion_updates_per_s=float(env.get("DIFFUSION_UPDATES_PER_S", 20)),
+        diffusion_updates_per_s=float(env.get("DIFFUSION_UPDATES_PER_S", 12)),
         analytics=_flag(env, "GRADIO_ANALYTICS_ENABLED"),
         prefill_examples=env.get("PREFILL_EXAMPLES", "1").lower() not in ("0", "false", "no"))

@@ -16,12 +16,17 @@ the *whole* output a little at every step. **LLMs** (Text, Understand, Translate
 step a probability distribution over the next token. **Text diffusion** makes text the diffusion way: the whole
 answer starts masked and is refined in parallel, several words per step, in any order. Every tab streams those steps
 as they happen."""
+# A diffusion stream's first screen update comes no sooner than this after the request: under 0.1 s a person sees a
+# result as instant (Nielsen's limit), so a run that short shows its result alone, and a longer one starts showing
+# its steps as soon as watching them means anything. A token stream shows its first token at once: how soon an LLM
+# starts writing is part of what the Key differences tab is about.
+FIRST_UPDATE_S = 0.1
 TITLES = {"image": "Image", "audio": "Audio", "video": "Video", "text": "Text", "text_diffusion": "Text diffusion",
           "understand": "Understand", "translate": "Translate", "differences": "Key differences"}
 
 
 def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = None, token_updates_per_s: float = 40,
-               diffusion_updates_per_s: float = 20, analytics: bool = False,
+               diffusion_updates_per_s: float = 12, analytics: bool = False,
                step_filter: contextvars.ContextVar | None = None) -> gr.Blocks:
     """The app's Blocks: one tab per entry of `backend` ({tab: the keyword arguments of its `build`}, see app.py), in
     TITLES' order. The queue takes one request at a time per event (each model serves one at a time anyway), at
@@ -29,11 +34,13 @@ def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = N
 
     Screen updates are paced by what a person can see: all token streams together show at most
     `token_updates_per_s` steps a second, all diffusion streams (image, audio, video, text diffusion)
-    `diffusion_updates_per_s`, a preview held back shown at the next update, counted from the request (a run over
-    sooner shows its result alone). `step_filter` (pipelines/base.py's STEP_FILTER): where the streams look for
+    `diffusion_updates_per_s`, a preview held back shown at the next update, counted from the request; a diffusion
+    stream's first update comes no sooner than FIRST_UPDATE_S after the request (a run over sooner shows its result
+    alone). `step_filter` (pipelines/base.py's STEP_FILTER): where the streams look for
     their pacing, to keep steps back in the worker that makes them rather than in the thread that shows them."""
     tokens = Pacer(token_updates_per_s, upstream=step_filter)
-    steps = Pacer(diffusion_updates_per_s, keeps=lambda step: step.preview is not None, upstream=step_filter)
+    steps = Pacer(diffusion_updates_per_s, keeps=lambda step: step.preview is not None, upstream=step_filter,
+                  first_after_s=FIRST_UPDATE_S)
     # Gradio's cache of outputs: files older than an hour go, checked every ten minutes.
     example_sets = []
     collecting = EXAMPLE_SETS.set(example_sets)

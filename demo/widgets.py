@@ -249,13 +249,16 @@ class Pacer:
     (bench/bench.py). Closing the paced stream (Stop, a closed tab) closes the one it reads, which cancels the run."""
 
     def __init__(self, per_second: float, always: Callable | None = None, keeps: Callable | None = None,
-                 upstream: contextvars.ContextVar | None = None):
+                 upstream: contextvars.ContextVar | None = None, first_after_s: float = 0.0):
         """`always(step)`: steps shown whatever the budget. `keeps(step)`: steps that carry something later steps may
         lack (a diffusion step's preview: a batch previews only some steps); the last such step kept back is shown in
         place of the next step shown that lacks it (its progress a step or two behind; the next update catches up).
         `upstream`: where a stream made as the first item is read looks for its pacing (pipelines/base.py's
-        STEP_FILTER), to choose its steps in the worker that makes them: a step kept back there wakes no one."""
+        STEP_FILTER), to choose its steps in the worker that makes them: a step kept back there wakes no one.
+        `first_after_s`: the first update comes no sooner than this after the request, if later than one interval
+        (0.1 s: under it a person sees a result as instant, so a run that short shows its result alone)."""
         self.per_second, self.always, self.keeps, self.upstream = per_second, always, keeps, upstream
+        self.first_after_s = first_after_s
         self.running = 0
         self.lock = threading.Lock()
 
@@ -293,6 +296,7 @@ class _Frames:
 
     def __init__(self, pacer: Pacer):
         self.pacer, self.shown, self.kept, self.upstream = pacer, time.monotonic(), None, False
+        self.first = True  # nothing shown yet: the wait counts from the request
 
     def take(self) -> "_Frames":
         self.upstream = True
@@ -300,13 +304,16 @@ class _Frames:
 
     def __call__(self, step):
         pacer, now = self.pacer, time.monotonic()
-        if now - self.shown < pacer.running / pacer.per_second and not (pacer.always and pacer.always(step)):
+        wait = pacer.running / pacer.per_second
+        if self.first:
+            wait = max(wait, pacer.first_after_s)
+        if now - self.shown < wait and not (pacer.always and pacer.always(step)):
             if pacer.keeps and pacer.keeps(step):
                 self.kept = step
             return None
         if self.kept is not None and not pacer.keeps(step):
             step = self.kept
-        self.shown, self.kept = now, None
+        self.shown, self.kept, self.first = now, None, False
         return step
 
 

@@ -379,17 +379,24 @@ class TextDiffusionPipeline(DiffusionModel):
         schedule = pipe.scheduler.get_num_transfer_tokens(block, per_block).cumsum(0).tolist()
         planned = next(i + 1 for i, c in enumerate(schedule) if c >= first) + (-(-gen_length // block) - 1) * per_block
         record = Recorder(tokenizer, gen_length, planned, mask_id, emit, timer, knobs)
-        logits = [None]  # the model's last logits (the most likely tokens and their probabilities)
-        hook = pipe.model.register_forward_hook(lambda module, args, out: logits.__setitem__(0, out.logits))
+        # Each position's most likely token and its probability: greedy sampling picks exactly those (the scheduler's
+        # sampled tokens and probabilities); sampling at a temperature, from the model's logits, read by a hook.
+        greedy = knobs["temperature"] == 0
+        logits = [None]
+        hook = None if greedy else pipe.model.register_forward_hook(
+            lambda module, args, out: logits.__setitem__(0, out.logits))
 
         def on_step(p, i, t, kw):
             end = kw["block_x"].shape[1] - prompt_length  # the block refined is [end - block, end) of the answer
             canvas = kw["block_x"][0, prompt_length:].tolist() + [mask_id] * (gen_length - end)
-            top = logits[0][0, -block:].float().softmax(-1).max(-1)
+            if greedy:
+                likeliest, confidence = kw["sampled_tokens"][0], kw["sampled_probs"][0]
+            else:
+                confidence, likeliest = logits[0][0, -block:].float().softmax(-1).max(-1)
             at = lambda row: {end - block + j: v for j, v in enumerate(row.tolist()) if end - block + j >= 0}  # noqa: E731
             where = lambda flags: [end - block + j for j in flags[0].nonzero().flatten().tolist()]  # noqa: E731
             record(canvas, where(kw["transfer_index"]), where(kw["editing_transfer_index"]), at(kw["sampled_probs"][0]),
-                   (max(0, end - block), end), at(top.indices), at(top.values))
+                   (max(0, end - block), end), at(likeliest), at(confidence))
             return {}
 
         generator = torch.Generator("cpu").manual_seed(seed)
@@ -401,7 +408,7 @@ class TextDiffusionPipeline(DiffusionModel):
                           editing_threshold=knobs["editing_threshold"] or None, eos_early_stop=False,
                           generator=generator, output_type="seq", callback_on_step_end=on_step,
                           callback_on_step_end_tensor_inputs=["block_x", "transfer_index", "editing_transfer_index",
-                                                              "sampled_probs"])
+                                                              "sampled_tokens", "sampled_probs"])
             sequence = output.sequences[:, :gen_length]
             if knobs["editing_threshold"] > 0:  # review passes over the whole finished answer
                 x = torch.cat([ids, sequence], 1)
@@ -410,7 +417,8 @@ class TextDiffusionPipeline(DiffusionModel):
                              knobs["temperature"], 1.0, knobs["editing_threshold"], generator, record)
                 sequence = x[:, -gen_length:]
         finally:
-            hook.remove()
+            if hook is not None:
+                hook.remove()
         return record.output(sequence[0].tolist())
 
     def _run_gemma(self, pipe, prompt, num_inference_steps, seed, knobs, emit, timer):
