@@ -110,7 +110,7 @@ def parse_settings(argv: list[str] | None = None, env: dict | None = None) -> Se
         overrides={name: getattr(args, name) for name in OVERRIDES if getattr(args, name)}, mcp=args.mcp,
         max_queue=args.max_queue, backends=backends, text_api_key=env.get("TEXT_BACKEND_API_KEY"),
         hf_token=env.get("HF_TOKEN"), tab=args.tab, tuning=tuning_from(env),
-        token_updates_per_s=float(env.get("STREAM_UPDATES_PER_S", 40)),
-        diffusion_updates_per_s=float(env.get("DIFFUSION_UPDATES_PER_S", 12)),
+        token_updates_per_s=float(env.get("STREAM_UPDATES_PER_S", Settings.token_updates_per_s)),
+        diffusion_updates_per_s=float(env.get("DIFFUSION_UPDATES_PER_S", Settings.diffusion_updates_per_s)),
         analytics=_flag(env, "GRADIO_ANALYTICS_ENABLED"),
         prefill_examples=env.get("PREFILL_EXAMPLES", "1").lower() not in ("0", "false", "no"))

@@ -211,10 +211,10 @@ def test_token_streams_share_an_update_budget_counted_from_the_request():
     odd = Pacer(per_second=1, always=lambda step: step.index % 2 == 1)  # one update a second, but odd steps always
     assert [s.index for s in list(odd(tokens(6, gap_s=0.01)))[:-1]] == [1, 3, 5]
     # A diffusion stream's first update waits for what a person would not see as instant (0.1 s), then the rate
-    first = Pacer(per_second=50, first_after_s=0.1)  # steps at 30, 60, 90, 120, ... ms
-    assert list(first(tokens(3))) == ["output"]  # over in 90 ms: its result alone
-    steps = [s.index for s in list(first(tokens(8)))[:-1]]
-    assert steps[0] == 4 and steps == list(range(4, 9)), steps  # 120 ms, then every step (20 ms apart at 50/s)
+    first = Pacer(per_second=50, first_after_s=0.1)  # steps at 40, 80, 120, 160, ... ms
+    assert list(first(tokens(2, gap_s=0.04))) == ["output"]  # over in 80 ms: its result alone
+    steps = [s.index for s in list(first(tokens(6, gap_s=0.04)))[:-1]]
+    assert steps == list(range(3, 7)), steps  # from 120 ms, then every step (40 ms apart, 20 allowed at 50/s)
 
 
 def test_a_stream_made_under_the_pacer_keeps_its_steps_back_in_its_worker():
