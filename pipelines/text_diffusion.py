@@ -121,7 +121,7 @@ class Recorder:
         info = {"committed": [{"position": p, "token": self.name(canvas[p], pieces[p]), "probability": round(float(probs[p]), 4)}
                               for p in committed],
                 "revised": [{"position": p, "token": self.name(canvas[p], pieces[p]),
-                             "previous": self.name(self.before[p], token_piece(self.tokenizer, self.before[p])),
+                             "previous": self.name(self.before[p], self.piece(self.before[p])),
                              "probability": round(float(probs[p]), 4)} for p in revised],
                 "masks_left": sum(t == self.mask_id for t in canvas), "seconds": round(seconds, 4), "canvas": pieces,
                 "block": list(block),
