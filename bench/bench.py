@@ -242,22 +242,28 @@ def bench_chat_turn(llm: TextPipeline, repeats: int) -> dict:
 
 def start_app(extra_env: dict | None = None) -> tuple[subprocess.Popen, str, float]:
     """`python app.py` on a free port: (process, url, seconds until the UI answered HTTP)."""
+    return start_server([str(ROOT / "app.py")], {"PRESET": "bundled", **(extra_env or {})})
+
+
+def start_server(argv: list[str], extra_env: dict | None = None) -> tuple[subprocess.Popen, str, float]:
+    """`python *argv --port P` (a Gradio app) on a free port P: (process, url, seconds until it answered HTTP)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PRESET": "bundled", **(extra_env or {})})
+    proc = subprocess.Popen([sys.executable, *argv, "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, **(extra_env or {})})
     while time.perf_counter() - t < 300:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
                 if r.status == 200:
                     return proc, f"http://127.0.0.1:{port}/", time.perf_counter() - t
         except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode} before answering") from None
             time.sleep(0.05)
     proc.kill()
-    raise RuntimeError("the app did not answer within 300 s")
+    raise RuntimeError(f"{' '.join(argv)} did not answer within 300 s")
 
 
 def memory_mb(pid: int) -> dict:
@@ -300,9 +306,10 @@ def _connection(url: str, session: str | None):
         return _SESSIONS[url, session]
 
 
-def browser_like(url: str, endpoint: str, kwargs: dict, params: list[dict], session: str | None = None) -> None:
+def browser_like(url: str, endpoint: str, kwargs: dict, params: list[dict], session: str | None = None) -> list | None:
     """One request as the browser makes it: POST the inputs (in the browser tab's `session`, on its open
-    connections), read the event stream, and GET every file an update names (each step's preview image).
+    connections), read the event stream, and GET every file an update names (each step's preview image). Returns
+    the outputs of its last message, as sent.
     gradio_client does the same, but also copies every file into its own cache and runs its update processing in
     this process, which on the 2-core machine took as much CPU as the server did (one image with previews: 3.8 s
     through gradio_client, 2.6 s so)."""
@@ -324,17 +331,19 @@ def browser_like(url: str, endpoint: str, kwargs: dict, params: list[dict], sess
     if "event_id" not in reply:
         raise RuntimeError(f"{endpoint} refused: {reply}")
     event = reply["event_id"]
-    seen, kind = set(), None
+    seen, kind, outputs = set(), None, None
     with http.stream("GET", f"{url}/gradio_api/call{endpoint}/{event}") as stream:
         for line in stream.iter_lines():
             if line.startswith("event:"):
                 kind = line.split(":", 1)[1].strip()
             elif line.startswith("data:") and kind in ("generating", "complete"):
-                for file_url in set(files(json.loads(line[5:]))) - seen:
+                outputs = json.loads(line[5:])
+                for file_url in set(files(outputs)) - seen:
                     seen.add(file_url)
                     http.get(file_url).raise_for_status()
             elif line.startswith("data:") and kind == "error":
                 raise RuntimeError(f"{endpoint} failed: {line[5:]}")
+    return outputs
 
 
 def in_turn_vs_together(url: str, endpoint: str, requests: list[dict], params: list[dict], users: list[str],

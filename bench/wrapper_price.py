@@ -1,7 +1,8 @@
 """The wrapper's price: the app over HTTP, as a browser uses it, against the raw library call in this process.
 
-Each ratio (and `extra_ms`, the milliseconds the app adds to the raw call) is the median of `--rounds` rounds, the
-two sides alternated within a round (A, B, A, B, ...), so the machine's drift hits both alike. The app runs in its
+Each ratio (and `extra_ms`, the milliseconds the app adds to the raw call) is the median of at least `--rounds`
+rounds, more for a short call (as many as fill `--seconds` a side), the two sides alternated within a round
+(A, B, A, B, ...), so the machine's drift hits both alike. The app runs in its
 own process (`python app.py`, bundled preset, examples not prefilled); the client reads the event stream and
 downloads every file an update names, as a browser does (bench.bench.browser_like).
 
@@ -14,16 +15,22 @@ downloads every file an update names, as a browser does (bench.bench.browser_lik
 4. 8 concurrent `/image` (each its own browser session) against the same 8 in turn: on a quiet machine, and with
    one core busy (a process spinning beside the app).
 5. The server's peak RSS (VmHWM) once every tab has run once.
+6. Gradio's own price, as a floor under 2. (bench/gradio_floor.py): a CPU-bound job as long as the raw
+   text-diffusion call, here against a model-less Gradio app that runs it and yields one text, or the Text
+   diffusion tab's final outputs (the values of item 2's last run); measured once the app has stopped (an idle
+   Gradio server polls its queue every millisecond).
 
-    python bench/wrapper_price.py [--rounds 3] [--skip-concurrent] [--out bench/results/wrapper_price.json]
+    python bench/wrapper_price.py [--rounds 3] [--seconds 10] [--skip-concurrent] [--out bench/results/wrapper_price.json]
 """
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +40,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench import SERVER_REQUESTS, TUNING, browser_like, in_turn_vs_together, memory_mb, start_app  # noqa: E402
+from bench import (  # noqa: E402
+    SERVER_REQUESTS,
+    TUNING,
+    browser_like,
+    in_turn_vs_together,
+    memory_mb,
+    start_app,
+    start_server,
+)
 from pipelines.image import ImagePipeline  # noqa: E402
 from pipelines.presets import MODELS, get_spec  # noqa: E402
 from pipelines.text import TextPipeline  # noqa: E402
@@ -57,13 +72,16 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def alternated(pairs: dict, rounds: int) -> dict:
-    """{name: (raw, http)} -> per name the seconds of each side per round and the median of http / raw."""
+def alternated(pairs: dict, rounds: int, seconds: float = 0.0) -> dict:
+    """{name: (raw, http)} -> per name the seconds of each side per round and the median of http / raw. At least
+    `rounds` rounds, more for a short call: as many as fill `seconds` a side (a 0.05 s call varies by as much as the
+    milliseconds the app adds to it, so it takes many rounds for a median that holds)."""
     out = {}
     for name, (raw, http) in pairs.items():
-        raw(), http()  # warm: models loaded, kernels and caches ready
+        raw()  # warm: models loaded, kernels and caches ready
+        n = max(rounds, math.ceil(seconds / timed(http)))
         sides = {"raw_s": [], "http_s": []}
-        for _ in range(rounds):
+        for _ in range(n):
             sides["raw_s"].append(timed(raw))
             sides["http_s"].append(timed(http))
         ratios = [h / r for h, r in zip(sides["http_s"], sides["raw_s"])]
@@ -107,9 +125,36 @@ def raw_calls(threads: int) -> dict:
             "text_diffusion_long": lambda: raw_text_diffusion(TEXT_DIFFUSION_LONG), "text": raw_text}
 
 
+def gradio_floor(payload: list, seconds: float, rounds: int, measure_s: float) -> dict:
+    """Gradio's own price for one streamed event (bench/gradio_floor.py): a `seconds`-long CPU-bound job run here,
+    against the same job in a model-less app over HTTP that then yields one text (`one_text`) or the Text diffusion
+    tab's final outputs, these values (`text_diffusion_outputs`)."""
+    import httpx
+    from gradio_floor import Job  # bench/gradio_floor.py
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(payload, f)
+    proc, url, _ = start_server([str(ROOT / "bench" / "gradio_floor.py"), "--seconds", str(seconds), "--payload", f.name])
+    try:
+        info = httpx.get(f"{url}gradio_api/info").json()["named_endpoints"]
+        job = Job(seconds)
+
+        def http(endpoint):
+            return lambda: browser_like(url, endpoint, {"prompt": ""}, info[endpoint]["parameters"], "floor")
+
+        return {"job_s": seconds, **alternated({"one_text": (job, http("/one")),
+                                                "text_diffusion_outputs": (job, http("/text_diffusion"))}, rounds,
+                                               measure_s)}
+    finally:
+        proc.terminate()
+        proc.wait()
+        os.unlink(f.name)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=10.0, help="each side of a ratio runs at least this long")
     p.add_argument("--concurrent", type=int, default=8)
     p.add_argument("--skip-concurrent", action="store_true")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "wrapper_price.json"))
@@ -137,11 +182,13 @@ def main():
                                         "text_diffusion": (raw["text_diffusion"], http("/text_diffusion", TEXT_DIFFUSION)),
                                         "text_diffusion_long": (raw["text_diffusion_long"],
                                                                 http("/text_diffusion", TEXT_DIFFUSION_LONG)),
-                                        "text": (raw["text"], http("/text", TEXT))}, args.rounds)
+                                        "text": (raw["text"], http("/text", TEXT))}, args.rounds, args.seconds)
         text = results["ratios"]["text"]  # as tokens per second: 64 tokens each side (the prompt asks for more)
         text["tokens_per_s_raw"] = [64 / s for s in text["raw_s"]]
         text["tokens_per_s_http"] = [64 / s for s in text["http_s"]]
         text["tokens_per_s_ratio"] = statistics.median(r / h for r, h in zip(text["raw_s"], text["http_s"]))
+        last_text_diffusion = browser_like(url, "/text_diffusion", TEXT_DIFFUSION, info["/text_diffusion"]["parameters"],
+                                           users[0])
 
         if not args.skip_concurrent:
             params, images = info["/image"]["parameters"], [{**IMAGE, "seed": i} for i in range(len(users))]
@@ -155,14 +202,20 @@ def main():
     finally:
         proc.terminate()
         proc.wait()
+    raw_text_diffusion_s = statistics.median(results["ratios"]["text_diffusion"]["raw_s"])
+    results["gradio_floor"] = gradio_floor(last_text_diffusion, raw_text_diffusion_s, args.rounds, args.seconds)
 
-    r = results["ratios"]
+    r, floor = results["ratios"], results["gradio_floor"]
     summary = {"/image with previews over raw (goal <= 1.3)": r["image"]["ratio"],
                "  (ms the app adds to /image)": r["image"]["extra_ms"],
                "  (raw at 2 threads)": r["image_raw_at_2_threads"]["ratio"],
                "/text_diffusion over raw (goal <= 1.3)": r["text_diffusion"]["ratio"],
                "  (ms the app adds to /text_diffusion)": r["text_diffusion"]["extra_ms"],
                "  (48 tokens, 48 steps)": r["text_diffusion_long"]["ratio"],
+               "  Gradio's floor: the same job in a model-less app, one text": floor["one_text"]["ratio"],
+               "  Gradio's floor: ... the Text diffusion tab's final outputs": floor["text_diffusion_outputs"]["ratio"],
+               "  (ms Gradio adds: one text)": floor["one_text"]["extra_ms"],
+               "  (ms Gradio adds: the tab's final outputs)": floor["text_diffusion_outputs"]["extra_ms"],
                "/text tokens/s over llama.cpp streaming (goal >= 0.9)": r["text"]["tokens_per_s_ratio"],
                "peak RSS MB, every tab once (goal <= 1600)": results["memory_mb_every_tab_once"]["peak_rss"]}
     if not args.skip_concurrent:
