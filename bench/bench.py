@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -121,19 +122,30 @@ def bench_audio(repeats: int) -> dict:
             **raw_vs_ours(raw, stream, repeats)}
 
 
+def raw_text_diffusion(ours: TextDiffusionPipeline, prompt: str, gen_length: int, steps: int,
+                       threads: int | None = None) -> Callable[[], None]:
+    """The `LLaDA2Pipeline` call our stream makes (greedy, the whole length one block), without the step callback and
+    the records: the prompt's tokens made beforehand. `threads`: torch's intra-op threads, set at each call."""
+    pipe = ours.pipe
+    ids, mask = ours.prompt_ids(pipe.tokenizer, prompt, gen_length)
+
+    def raw() -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        pipe(input_ids=ids, attention_mask=mask, use_chat_template=False, gen_length=gen_length, block_length=gen_length,
+             num_inference_steps=steps, temperature=0.0, sampling_method="greedy", threshold=1.0, editing_threshold=None,
+             eos_early_stop=False, output_type="seq")
+
+    return raw
+
+
 def bench_text_diffusion(repeats: int) -> dict:
     spec = get_spec("text_diffusion", "bundled")
     if missing_message("text_diffusion", spec):
         return {"skipped": "the bundled text-diffusion model is missing (training/train_text_diffusion.py)"}
     ours = TextDiffusionPipeline(spec, device="cpu")
-    pipe, prompt = ours.pipe, "a small red circle on the left on a blue background"
-    ids, mask = ours.prompt_ids(pipe.tokenizer, prompt, 32)
-
-    def raw():  # the call our stream makes, without the step callback
-        pipe(input_ids=ids, attention_mask=mask, use_chat_template=False, gen_length=32, block_length=32,
-             num_inference_steps=16, temperature=0.0, sampling_method="greedy", threshold=1.0, editing_threshold=None,
-             eos_early_stop=False, output_type="seq")
-
+    prompt = "a small red circle on the left on a blue background"
+    raw = raw_text_diffusion(ours, prompt, 32, 16)
     t = interleaved({"raw": raw, "ours": lambda: final(ours.stream(prompt, 32, 16, 0, 0.0))}, repeats)
     return {"model": spec.model_id, "settings": "32 tokens, 16 steps, greedy", "seconds": t,
             "ratio": t["ours"] / t["raw"], "tokens_per_second": 32 / t["ours"]}

@@ -15,10 +15,10 @@ downloads every file an update names, as a browser does (bench.bench.browser_lik
 4. 8 concurrent `/image` (each its own browser session) against the same 8 in turn: on a quiet machine, and with
    one core busy (a process spinning beside the app).
 5. The server's peak RSS (VmHWM) once every tab has run once.
-6. Gradio's own price, as a floor under 2. (bench/gradio_floor.py): a CPU-bound job as long as the raw
-   text-diffusion call, here against a model-less Gradio app that runs it and yields one text, or the Text
-   diffusion tab's final outputs (the values of item 2's last run); measured once the app has stopped (an idle
-   Gradio server polls its queue every millisecond).
+6. Gradio's own price, the floor under 2. (bench/gradio_floor.py): the raw text-diffusion call against the same
+   call in a Gradio app with no code of ours, that then yields one text, or the Text diffusion tab's final outputs
+   (the values of item 2's last run); measured once the app has stopped (an idle Gradio server polls its queue
+   every millisecond).
 
     python bench/wrapper_price.py [--rounds 3] [--seconds 10] [--skip-concurrent] [--out bench/results/wrapper_price.json]
 """
@@ -46,6 +46,7 @@ from bench import (  # noqa: E402
     browser_like,
     in_turn_vs_together,
     memory_mb,
+    raw_text_diffusion,
     start_app,
     start_server,
 )
@@ -100,16 +101,8 @@ def raw_calls(threads: int) -> dict:
               generator=torch.Generator().manual_seed(0))
 
     ours = TextDiffusionPipeline(get_spec("text_diffusion", "bundled"), device="cpu")
-    prompts = {r["gen_length"]: ours.prompt_ids(ours.pipe.tokenizer, r["prompt"], r["gen_length"])  # beforehand
-               for r in (TEXT_DIFFUSION, TEXT_DIFFUSION_LONG)}
-
-    def raw_text_diffusion(request=TEXT_DIFFUSION):
-        torch.set_num_threads(threads)
-        n = request["gen_length"]
-        ids, mask = prompts[n]
-        ours.pipe(input_ids=ids, attention_mask=mask, use_chat_template=False, gen_length=n, block_length=n,
-                  num_inference_steps=request["num_inference_steps"], temperature=0.0, sampling_method="greedy",
-                  threshold=1.0, editing_threshold=None, eos_early_stop=False, output_type="seq")
+    text_diffusion = {r["gen_length"]: raw_text_diffusion(ours, r["prompt"], r["gen_length"], r["num_inference_steps"],
+                                                          threads) for r in (TEXT_DIFFUSION, TEXT_DIFFUSION_LONG)}
 
     llm = TextPipeline(MODELS["text"]["bundled"], device="cpu", tuning=TUNING)
     llm.load()
@@ -121,30 +114,31 @@ def raw_calls(threads: int) -> dict:
             n += 1
         return n
 
-    return {"image": raw_image, "image_2_threads": lambda: raw_image(2), "text_diffusion": raw_text_diffusion,
-            "text_diffusion_long": lambda: raw_text_diffusion(TEXT_DIFFUSION_LONG), "text": raw_text}
+    return {"image": raw_image, "image_2_threads": lambda: raw_image(2), "text_diffusion": text_diffusion[32],
+            "text_diffusion_long": text_diffusion[48], "text": raw_text}
 
 
-def gradio_floor(payload: list, seconds: float, rounds: int, measure_s: float) -> dict:
-    """Gradio's own price for one streamed event (bench/gradio_floor.py): a `seconds`-long CPU-bound job run here,
-    against the same job in a model-less app over HTTP that then yields one text (`one_text`) or the Text diffusion
-    tab's final outputs, these values (`text_diffusion_outputs`)."""
+def gradio_floor(raw, payload: list, rounds: int, seconds: float) -> dict:
+    """Gradio's own price for one streamed event (bench/gradio_floor.py): the raw text-diffusion call (`raw`) here,
+    against the same call in an app with no code of ours over HTTP, that then yields one text (`one_text`) or the
+    Text diffusion tab's final outputs, these values (`text_diffusion_outputs`)."""
     import httpx
-    from gradio_floor import Job  # bench/gradio_floor.py
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(payload, f)
-    proc, url, _ = start_server([str(ROOT / "bench" / "gradio_floor.py"), "--seconds", str(seconds), "--payload", f.name])
+    prompt = TEXT_DIFFUSION["prompt"]
+    proc, url, _ = start_server([str(ROOT / "bench" / "gradio_floor.py"), "--payload", f.name, "--prompt", prompt,
+                                 "--gen-length", str(TEXT_DIFFUSION["gen_length"]),
+                                 "--steps", str(TEXT_DIFFUSION["num_inference_steps"]),
+                                 "--threads", str(TUNING.torch_threads)])
     try:
         info = httpx.get(f"{url}gradio_api/info").json()["named_endpoints"]
-        job = Job(seconds)
 
         def http(endpoint):
-            return lambda: browser_like(url, endpoint, {"prompt": ""}, info[endpoint]["parameters"], "floor")
+            return lambda: browser_like(url, endpoint, {}, info[endpoint]["parameters"], "floor")
 
-        return {"job_s": seconds, **alternated({"one_text": (job, http("/one")),
-                                                "text_diffusion_outputs": (job, http("/text_diffusion"))}, rounds,
-                                               measure_s)}
+        return alternated({"one_text": (raw, http("/one")), "text_diffusion_outputs": (raw, http("/text_diffusion"))},
+                          rounds, seconds)
     finally:
         proc.terminate()
         proc.wait()
@@ -202,8 +196,7 @@ def main():
     finally:
         proc.terminate()
         proc.wait()
-    raw_text_diffusion_s = statistics.median(results["ratios"]["text_diffusion"]["raw_s"])
-    results["gradio_floor"] = gradio_floor(last_text_diffusion, raw_text_diffusion_s, args.rounds, args.seconds)
+    results["gradio_floor"] = gradio_floor(raw["text_diffusion"], last_text_diffusion, args.rounds, args.seconds)
 
     r, floor = results["ratios"], results["gradio_floor"]
     summary = {"/image with previews over raw (goal <= 1.3)": r["image"]["ratio"],
@@ -212,7 +205,7 @@ def main():
                "/text_diffusion over raw (goal <= 1.3)": r["text_diffusion"]["ratio"],
                "  (ms the app adds to /text_diffusion)": r["text_diffusion"]["extra_ms"],
                "  (48 tokens, 48 steps)": r["text_diffusion_long"]["ratio"],
-               "  Gradio's floor: the same job in a model-less app, one text": floor["one_text"]["ratio"],
+               "  Gradio's floor: the raw call in a bare Gradio event, one text": floor["one_text"]["ratio"],
                "  Gradio's floor: ... the Text diffusion tab's final outputs": floor["text_diffusion_outputs"]["ratio"],
                "  (ms Gradio adds: one text)": floor["one_text"]["extra_ms"],
                "  (ms Gradio adds: the tab's final outputs)": floor["text_diffusion_outputs"]["extra_ms"],
