@@ -184,8 +184,9 @@ def build_app(settings: Settings):
                 **{task: settings.backends.get(f"{task}_backend") for task in ("image", "audio", "video")}}
     pipelines = build_pipelines(settings.preset, settings.overrides, settings.device, backends, settings.tuning)
     backend = make_backend(pipelines, [settings.tab] if settings.tab else None)
-    demo = build_demo(backend, settings.preset, settings.max_queue, settings.token_updates_per_s,
-                      settings.diffusion_updates_per_s, settings.analytics, step_filter=STEP_FILTER)
+    demo = build_demo(backend, settings.preset, settings.max_queue, token_updates_per_s=settings.token_updates_per_s,
+                      diffusion_updates_per_s=settings.diffusion_updates_per_s, analytics=settings.analytics,
+                      step_filter=STEP_FILTER)
     return demo, pipelines
 
 

@@ -25,19 +25,19 @@ TITLES = {"image": "Image", "audio": "Audio", "video": "Video", "text": "Text", 
           "understand": "Understand", "translate": "Translate", "differences": "Key differences"}
 
 
-def build_demo(backend: dict, preset: str = "bundled", max_queue: int | None = None, token_updates_per_s: float = 40,
-               diffusion_updates_per_s: float = 12, analytics: bool = False,
+def build_demo(backend: dict, preset: str, max_queue: int | None, *, token_updates_per_s: float,
+               diffusion_updates_per_s: float, analytics: bool = False,
                step_filter: contextvars.ContextVar | None = None) -> gr.Blocks:
     """The app's Blocks: one tab per entry of `backend` ({tab: the keyword arguments of its `build`}, see app.py), in
     TITLES' order. The queue takes one request at a time per event (each model serves one at a time anyway), at
     most `max_queue` waiting (None: no limit); a tab that batches sets its own concurrency.
 
-    Screen updates are paced by what a person can see: all token streams together show at most
-    `token_updates_per_s` steps a second, all diffusion streams (image, audio, video, text diffusion)
-    `diffusion_updates_per_s`, a preview held back shown at the next update, counted from the request; a diffusion
-    stream's first update comes no sooner than FIRST_UPDATE_S after the request (a run over sooner shows its result
-    alone). `step_filter` (pipelines/base.py's STEP_FILTER): where the streams look for
-    their pacing, to keep steps back in the worker that makes them rather than in the thread that shows them."""
+    Screen updates are paced by what a person can see (the rates are the app's settings, settings.py): all token
+    streams together show at most `token_updates_per_s` steps a second, all diffusion streams (image, audio, video,
+    text diffusion) `diffusion_updates_per_s`, a preview held back shown at the next update, counted from the request;
+    a diffusion stream's first update comes no sooner than FIRST_UPDATE_S after the request (a run over sooner shows
+    its result alone). `step_filter` (pipelines/base.py's STEP_FILTER): where the streams look for their pacing, to
+    keep steps back in the worker that makes them rather than in the thread that shows them."""
     tokens = Pacer(token_updates_per_s, upstream=step_filter)
     steps = Pacer(diffusion_updates_per_s, keeps=lambda step: step.preview is not None, upstream=step_filter,
                   first_after_s=FIRST_UPDATE_S)
