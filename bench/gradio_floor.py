@@ -7,7 +7,7 @@ process, as it times the app's /text_diffusion.
 - `/text_diffusion`: the call, then the outputs the Text diffusion tab's final update sends (the same components, the
   values of a real run read from `--payload`: the app's last /text_diffusion message, as the browser received it).
 
-    python bench/gradio_floor.py --port 7861 --payload last.json [--prompt ...] [--gen-length 32] [--steps 16]
+    python bench/gradio_floor.py --port 7861 --payload last.json --prompt "..." --gen-length 32 --steps 16 --threads 1
 """
 
 import argparse
@@ -72,10 +72,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--payload", required=True, help="the app's last /text_diffusion message (JSON)")
-    p.add_argument("--prompt", default="a small red circle on the left on a blue background")
-    p.add_argument("--gen-length", type=int, default=32)
-    p.add_argument("--steps", type=int, default=16)
-    p.add_argument("--threads", type=int, default=1, help="torch's intra-op threads (the app's per request)")
+    # the request bench/wrapper_price.py times (its TEXT_DIFFUSION), passed in rather than written again here
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--gen-length", type=int, required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--threads", type=int, required=True, help="torch's intra-op threads (the app's per request)")
     args = p.parse_args()
     ours = TextDiffusionPipeline(get_spec("text_diffusion", "bundled"), device="cpu")
     raw = raw_text_diffusion(ours, args.prompt, args.gen_length, args.steps, args.threads)
